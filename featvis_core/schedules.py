@@ -1,0 +1,105 @@
+"""Schedules: image size over the run (upscaling), and scalars that may change with the step.
+
+Upscaling optimises a small image first, where a few pixels encode the low frequencies, then grows it:
+large structure forms cheaply and the last stages add detail. Sizes compound with truncation
+(``size = int(size * factor)``), which reproduces Graetz's published sizes exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+from .errors import FeatvisError
+
+Scalar = Union[float, Callable[[int, int], float]]
+"""A constant, or a function of (step, total steps): Xplique-style schedules for lr, blur and weights."""
+
+
+def scalar_at(value: Scalar, step: int, steps: int) -> float:
+    return float(value(step, steps)) if callable(value) else float(value)
+
+
+def linear_decay(start: float) -> Callable[[int, int], float]:
+    """start * (1 - step/steps): seed 002's decaying input blur."""
+
+    def decay(step: int, steps: int) -> float:
+        return start * (1 - step / steps)
+
+    decay.__qualname__ = f"linear_decay({start})"
+    return decay
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """Start at `start` px; after every `every` steps grow by `factor` (truncated), for `stages` stages
+    or until `until` px (the last size is capped at `until`). `factor == 1` is a constant size."""
+
+    start: int
+    every: int
+    factor: float = 1.0
+    stages: int | None = None
+    until: int | None = None
+    blur: float = 0.0  # sigma of the blur written into the image after each upscale (0: none)
+
+    def __post_init__(self) -> None:
+        if self.start < 8:
+            raise FeatvisError(f"image size must be at least 8 px, got {self.start}")
+        if self.every < 1:
+            raise FeatvisError(f"steps must be positive, got {self.every}")
+        if self.factor < 1:
+            raise FeatvisError(f"upscale factor must be >= 1, got {self.factor}")
+
+    @property
+    def sizes(self) -> list[int]:
+        """Image size of each stage."""
+        if self.factor == 1 or (self.stages is None and self.until is None):
+            return [self.start] * (self.stages or 1)
+        sizes = [self.start]
+        while True:
+            if self.stages is not None and len(sizes) == self.stages:
+                return sizes
+            if self.until is not None and sizes[-1] >= self.until:
+                return sizes
+            grown = int(sizes[-1] * self.factor)
+            sizes.append(min(grown, self.until) if self.until else grown)
+
+    @property
+    def steps(self) -> int:
+        return self.every * len(self.sizes)
+
+    @property
+    def final(self) -> int:
+        return self.sizes[-1]
+
+    def step_sizes(self) -> list[int]:
+        """Size of every step (length `steps`)."""
+        return [size for size in self.sizes for _ in range(self.every)]
+
+
+def constant(size: int, steps: int) -> Upscale:
+    """One size throughout (Lucid: 128 px, 512 steps)."""
+    return Upscale(start=size, every=steps)
+
+
+def seed003() -> Upscale:
+    """Seed 003: 64 px, x1.1 every 50 steps up to 400 px (20 upscales, 21 sizes), blurred on upscale."""
+    return Upscale(start=64, every=50, factor=1.1, until=400, blur=1.0)
+
+
+def graetz() -> Upscale:
+    """Graetz 2019: 56 px, 12 stages x1.2 of 20 steps (56 ... 408), bicubic resize then 5x5 blur."""
+    return Upscale(start=56, every=20, factor=1.2, stages=12, blur=1.0)
+
+
+NAMED = {"constant": constant, "seed-003": seed003, "graetz": graetz}
+
+
+def named(name: str, size: int = 128, steps: int = 512) -> Upscale:
+    """A schedule by name; `size` and `steps` only shape `constant`."""
+    if name == "constant":
+        return constant(size, steps)
+    try:
+        return NAMED[name]()
+    except KeyError:
+        raise FeatvisError(f"unknown schedule {name!r}: expected one of {', '.join(NAMED)}") from None

@@ -1,0 +1,49 @@
+"""Per-unit JSON the lightbox fetches on demand (``unit.json`` beside the unit's published media).
+
+One small file per unit keeps every page light (a 2,048-channel layer page carries no per-unit numbers)
+and costs one tiny request when a unit is opened. URLs inside are relative to the JSON file itself.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from featvis_site.media import UnitAssets
+from featvis_site.store_reader import Model, Unit
+
+
+def _local(path: str | None, folder: str) -> str | None:
+    return posixpath.relpath(path, folder) if path else None
+
+
+def unit_record(model: Model, unit: Unit, assets: UnitAssets) -> dict[str, Any]:
+    """Everything the lightbox shows about one unit."""
+    act = unit.activation
+    timings = {k: unit.timings[k] for k in ("render_s", "steps", "device", "tile_units") if k in unit.timings}
+    return {
+        "name": unit.label,
+        "unit": unit.unit,
+        "kind": unit.kind,
+        "index": unit.index,
+        "layer": unit.layer,
+        "model": model.name,
+        "job": unit.job,
+        "key": unit.key,
+        "size": list(unit.size) if unit.size else None,
+        "created": unit.created,
+        "image": _local(assets.image, assets.folder),
+        "poster": _local(assets.thumb, assets.folder),
+        "anim": _local(assets.anim, assets.folder),
+        "mp4": _local(assets.mp4, assets.folder),
+        "diversity": [_local(p, assets.folder) for p in assets.diversity],
+        "activation": {
+            "start": act.start if act else None,
+            "final": act.final if act else None,
+            "best": act.best if act else None,
+            "steps": act.steps if act else 0,
+        },
+        "history": list(act.history) if act else [],
+        "scores": unit.scores,
+        "timings": timings,
+    }

@@ -1,0 +1,62 @@
+"""Where things live: docs-dir page paths, published media paths and the relative URLs between them.
+
+One module owns these rules so pages, media plan and link checker cannot disagree. The site is built with
+``use_directory_urls`` (``models/m/layer.md`` is served at ``models/m/layer/``), and every URL we write is
+relative, so the site works at a domain root and under a GitHub project path alike.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from urllib.parse import quote
+
+MEDIA = "media"
+MODELS = "models"
+ASSETS = "assets/featvis"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_RESERVED = {"index", "logits-page"}
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe, URL-safe version of a model or layer name (``blocks.10`` stays ``blocks.10``)."""
+    cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
+    return f"layer-{cleaned}" if cleaned in _RESERVED else cleaned
+
+
+def model_page(model: str) -> str:
+    return f"{MODELS}/{safe_name(model)}/index.md"
+
+
+def layer_page(model: str, layer: str) -> str:
+    return f"{MODELS}/{safe_name(model)}/{safe_name(layer)}.md"
+
+
+def media_path(store_rel: str) -> str:
+    """Published path of a store file: the store layout, under ``media/`` (key-named, so cache-safe)."""
+    return f"{MEDIA}/{store_rel}"
+
+
+def page_dir(md_path: str) -> str:
+    """The URL directory a page is served from (``a/b.md`` -> ``a/b/``, ``a/index.md`` -> ``a/``)."""
+    stem = md_path[: -len(".md")]
+    if stem == "index":
+        return ""
+    if stem.endswith("/index"):
+        return stem[: -len("index")]
+    return stem + "/"
+
+
+def page_url(md_path: str) -> str:
+    """Site-relative URL of a page (a directory URL)."""
+    return page_dir(md_path)
+
+
+def rel(from_md: str, target: str) -> str:
+    """Relative, percent-encoded URL from a page to a site path (a file, or a directory ending in '/')."""
+    start = page_dir(from_md).rstrip("/") or "."
+    is_dir = target.endswith("/") or target == ""
+    path = posixpath.relpath(target.rstrip("/") or ".", start)
+    if is_dir:
+        path = "./" if path == "." else path + "/"
+    return quote(path, safe="/@-._~")
