@@ -28,7 +28,7 @@ class RenderConfig:
     param: str = "fft"  # pixel | fft | maco
     decorrelate: bool = True  # fft: optimise in decorrelated colour space
     decay: float = 1.0  # fft/maco: spectrum amplitude ~ 1/f**decay
-    schedule: str = "constant"  # constant | seed-003 | graetz
+    schedule: str | Upscale = "constant"  # constant | seed-003 | graetz, or any Upscale
     size: int = 128  # constant schedule: image size (other schedules set their own)
     steps: int = 512  # constant schedule: optimisation steps
     optimizer: str = "adam"  # adam | sgd | nadam
@@ -63,10 +63,14 @@ class RenderConfig:
         for ok, message in checks:
             if not ok:
                 raise FeatvisError(message)
-        named(self.schedule, self.size, self.steps)  # validates the schedule name
+        if isinstance(self.schedule, dict):
+            object.__setattr__(self, "schedule", Upscale(**self.schedule))
+        self.upscale  # validates the schedule name
 
     @property
     def upscale(self) -> Upscale:
+        if isinstance(self.schedule, Upscale):
+            return self.schedule
         return named(self.schedule, self.size, self.steps)
 
     @property

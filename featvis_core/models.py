@@ -14,8 +14,10 @@ public layer names. Four sources:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Sequence
@@ -92,7 +94,7 @@ class Classifier:
             return self.module_paths[name]
         except KeyError:
             listed = [layer.name for layer in self.layers()]
-            near = [n for n in listed if n.startswith(name.split(".")[0])][:6] or listed[:6]
+            near = difflib.get_close_matches(name, listed, n=4, cutoff=0.5) or listed[:6]
             raise FeatvisError(
                 f"unknown layer {name!r} for model {self.name!r}; try one of: {', '.join(near)}"
                 f" (`featvis layers {self.name}` lists all)"
@@ -129,7 +131,9 @@ class Classifier:
         for index, name in enumerate(self.classes):
             if name.lower() == wanted:
                 return index
-        near = [n for n in self.classes if wanted in n.lower()][:5]
+        lowered = {name.lower(): name for name in self.classes}
+        near = [lowered[n] for n in difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.6)]
+        near += [n for n in self.classes if wanted in n.lower() and n not in near][: 5 - len(near)]
         hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
         raise FeatvisError(f"unknown class {label!r} for model {self.name!r}{hint}")
 
@@ -152,8 +156,11 @@ class Classifier:
         return None
 
 
-# Modules that only move data around: never worth a page of the atlas.
-_PLUMBING = (nn.Identity, nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.Dropout, nn.Dropout2d, nn.Flatten)
+
+def _is_plumbing(module: nn.Module) -> bool:
+    """Padding, identity, dropout, flatten: modules that only move data, never worth an atlas page."""
+    return re.fullmatch(r"\w*Pad[123]d|Identity|Dropout\w*|Flatten", type(module).__name__) is not None
+
 _PROBE_CACHE: dict[tuple[int, int, int], tuple[LayerInfo, ...]] = {}
 
 
@@ -165,7 +172,7 @@ def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, 
     calls: dict[str, list[tuple[int, ...]]] = {}
     handles = []
     for path, module in model.module.named_modules():
-        if path and path.count(".") < depth and not isinstance(module, _PLUMBING):
+        if path and path.count(".") < depth and not _is_plumbing(module):
             def hook(_m, _i, out, path=path):
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
                 calls.setdefault(path, []).append(shape)
@@ -270,7 +277,7 @@ def check_model_name(name: str) -> None:
             raise FeatvisError(f"model entry point {name!r} must look like package.module:factory")
         return
     if name not in torchvision_names():
-        near = [n for n in list(EMBEDDED) + torchvision_names() if n[:4] == name[:4]][:6]
+        near = difflib.get_close_matches(name, list(EMBEDDED) + torchvision_names(), n=4, cutoff=0.6)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise FeatvisError(
             f"unknown model {name!r}{hint} (embedded: {', '.join(EMBEDDED)}; any torchvision classifier;"
@@ -289,4 +296,5 @@ def load_model(name: str, device: torch.device | str = "cpu") -> Classifier:
         model = _entrypoint(name)
     else:
         model = _torchvision(name)
+    model.module.to(memory_format=torch.channels_last)
     return model.to(device)

@@ -26,7 +26,7 @@ from .errors import FeatvisError
 from .models import Classifier
 from .objectives import Targets, diversity, unit_scores
 from .param import ImageParam, make_param
-from .transforms import augment, draws, gaussian_blur
+from .transforms import Augment, augment, draws, gaussian_blur
 from .truncate import capture
 from .units import LOGITS, Unit
 
@@ -141,17 +141,21 @@ def render(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     dead_at = torch.full((batch,), -1, dtype=torch.long, device=device)
     frames: list[torch.Tensor] = []
+    centred = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
+                      fill=config.augment.fill, output=config.augment.output)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     began = time.perf_counter()
 
     with capture(model.module, [target, div_layer], logits, model.input_size) as run:
 
-        def scores_of(images: torch.Tensor, output: int | None) -> torch.Tensor:
+        def scores_of(images: torch.Tensor) -> torch.Tensor:
+            """Activation on the centred view: the training canvas (pad, output size), no randomness."""
             with torch.no_grad(), autocast:
-                outputs = run(_model_input(model, images, output))
+                inputs = augment(images, uniforms[0][::views], centred)
+                outputs = run(_model_input(model, inputs, config.augment.output))
             return unit_scores(outputs[target or ""], targets)
 
-        start = scores_of(param().detach(), config.augment.output)
+        start = scores_of(param().detach())
         step, last = 0, len(schedule.sizes) - 1
         best_loss = torch.full((batch,), math.inf, device=device)
         best_image: torch.Tensor | None = None
@@ -202,7 +206,7 @@ def render(
                         break
         final_images = best_image if best_image is not None else param().detach()
         final_images = final_images.clamp(0, 1)
-        final = scores_of(final_images, config.augment.output)
+        final = scores_of(final_images)
     frames.append(to_frames(final_images, anim))
     return _collect(units, copies, final_images, frames, history[:step], losses[:step], start, final, dead_at,
                     time.perf_counter() - began, step)

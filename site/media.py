@@ -20,11 +20,13 @@ DEFAULT_BUDGET = 900_000_000
 #: bytes we expect besides media: theme, pages, search index, per-unit JSON
 FIXED_RESERVE = 8_000_000
 PER_UNIT_RESERVE = 2_000
-#: drop order when over budget, with the words the site uses to explain it
-TIERS: tuple[tuple[str, str], ...] = (
-    ("diversity", "diversity images"),
-    ("mp4", "optimisation videos (MP4)"),
-    ("anim_webp", "hover animations"),
+#: drop order when over budget: (role, applies to logit units?, words the site uses to explain it).
+#: Channel videos go before class-logit videos: the 1,000 classes are what most visitors open.
+TIERS: tuple[tuple[str, bool | None, str], ...] = (
+    ("diversity", None, "diversity images"),
+    ("mp4", False, "optimisation videos (MP4) of layer channels"),
+    ("mp4", True, "optimisation videos (MP4) of class logits"),
+    ("anim_webp", None, "hover animations"),
 )
 UNIT_JSON = "unit.json"
 
@@ -58,10 +60,15 @@ class MediaPlan:
         return self.units.get(unit.path)
 
 
-def _tier_bytes(units: list[Unit], role: str) -> int:
+def _in_tier(unit: Unit, logits: bool | None) -> bool:
+    return logits is None or (unit.kind == "logit") == logits
+
+
+def _tier_bytes(units: list[Unit], role: str, logits: bool | None) -> int:
+    chosen = [u for u in units if _in_tier(u, logits)]
     if role == "diversity":
-        return sum(f.size for u in units for f in u.diversity)
-    return sum(u.files[role].size for u in units if role in u.files)
+        return sum(f.size for u in chosen for f in u.diversity)
+    return sum(u.files[role].size for u in chosen if role in u.files)
 
 
 def plan_media(atlas: Atlas, budget: int = DEFAULT_BUDGET) -> MediaPlan:
@@ -77,16 +84,20 @@ def plan_media(atlas: Atlas, budget: int = DEFAULT_BUDGET) -> MediaPlan:
 
     required = sum(u.files["thumb"].size + u.files["image_web"].size for u in units)
     required += sum(m.filters.size for m in atlas.models if m.filters)
-    optional = {role: _tier_bytes(units, role) for role, _ in TIERS}
+    optional = [_tier_bytes(units, role, logits) for role, logits, _ in TIERS]
     reserve = FIXED_RESERVE + PER_UNIT_RESERVE * len(units)
-    keep = {role for role, _ in TIERS}
-    total = required + reserve + sum(optional.values())
-    for role, words in TIERS:
+    dropped: list[tuple[str, bool | None]] = []
+    total = required + reserve + sum(optional)
+    for (role, logits, words), size in zip(TIERS, optional):
         if total <= budget:
             break
-        keep.discard(role)
-        total -= optional[role]
-        plan.dropped.append(words)
+        if size:
+            dropped.append((role, logits))
+            total -= size
+            plan.dropped.append(words)
+
+    def keep(unit: Unit, role: str) -> bool:
+        return not any(r == role and _in_tier(unit, lg) for r, lg in dropped)
 
     for unit in units:
         folder = layout.media_path(unit.path.rstrip("/"))
@@ -96,7 +107,7 @@ def plan_media(atlas: Atlas, budget: int = DEFAULT_BUDGET) -> MediaPlan:
         extra: dict[str, str | None] = {"anim_webp": None, "mp4": None}
         for role in ("anim_webp", "mp4"):
             f = unit.files.get(role)
-            if f is None or role not in keep:
+            if f is None or not keep(unit, role):
                 continue
             if f.size > PAGES_FILE_LIMIT:
                 plan.too_large.append(f.rel)
@@ -104,7 +115,7 @@ def plan_media(atlas: Atlas, budget: int = DEFAULT_BUDGET) -> MediaPlan:
             extra[role] = layout.media_path(f.rel)
             plan.links[extra[role]] = f.path
         diversity: list[str] = []
-        if "diversity" in keep:
+        if keep(unit, "diversity"):
             for f in unit.diversity:
                 if f.size <= PAGES_FILE_LIMIT:
                     diversity.append(layout.media_path(f.rel))
