@@ -64,7 +64,6 @@ def _setup_logging(verbose: bool) -> None:
         logger = logging.getLogger(name)
         logger.addHandler(_handler)
         logger.setLevel(logging.INFO if verbose else logging.WARNING)
-        logger.propagate = False
 
 
 def _build(args: argparse.Namespace, strict: bool = True) -> "object":

@@ -1,0 +1,170 @@
+"""Building the gallery from a synthetic store: pages, published media, search index, strictness, budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from featvis_site import pages
+from featvis_site.build import BuildReport, build_site
+from featvis_site.errors import BuildFailed, SiteError
+from featvis_site.layout import rel
+from featvis_site.linkcheck import check_site
+from featvis_site.media import plan_media
+from featvis_site.store_reader import read_store
+from featvis_site.synthetic import SyntheticModel, make_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_store(tmp_path_factory.mktemp("store"), [SyntheticModel()])
+
+
+@pytest.fixture(scope="module")
+def built(store: Path, tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
+    return build_site(store, tmp_path_factory.mktemp("out") / "site")
+
+
+def _html(report: BuildReport, page: str) -> str:
+    return (report.site_dir / page / "index.html").read_text(encoding="utf-8")
+
+
+def test_site_has_every_page_and_no_page_per_unit(built: BuildReport) -> None:
+    site = built.site_dir
+    for page in ("", "compare/", "models/toynet/", "models/toynet/block1/", "models/toynet/block2/",
+                 "models/toynet/logits/"):
+        assert (site / page / "index.html").is_file(), page
+    html_pages = [p for p in site.rglob("index.html") if "media" not in p.parts]
+    assert len(html_pages) == built.pages == 6
+    assert (site / ".nojekyll").is_file()
+    assert built.published == 28 and built.units == 34
+
+
+def test_published_media_are_the_verified_store_files_hard_linked(built: BuildReport, store: Path) -> None:
+    atlas = read_store(store)
+    site = built.site_dir
+    for unit in atlas.units:
+        folder = site / "media" / unit.path
+        if unit.published:
+            for name in ("thumb.webp", "image.webp", "anim.webp", "anim.mp4", "unit.json", "diversity/1.webp"):
+                assert (folder / name).is_file(), (unit.unit, name)
+            assert os.path.samefile(folder / "thumb.webp", store / unit.path / "thumb.webp")
+        else:
+            assert not folder.exists(), f"{unit.unit} ({unit.state}) must not be published"
+    assert not list(site.rglob("image.png")), "the lossless PNG is never published"
+    assert not list(site.rglob("meta.json"))
+
+
+def test_layer_grid_has_a_cell_per_unit_and_pending_placeholders(built: BuildReport, store: Path) -> None:
+    layer = read_store(store).models[0].layers[0]
+    html = _html(built, "models/toynet/block1")
+    cells = re.findall(r'<(a|div) class="fv-cell[^"]*"', html)
+    assert len(cells) == len(layer.units)
+    assert html.count('class="fv-cell fv-pending"') == sum(not u.published for u in layer.units) >= 2
+    assert 'data-state="corrupt"' in html and 'data-state="failed"' in html
+    assert html.count('loading="lazy"') >= len(layer.published)
+    assert html.count("data-anim=") == len(layer.published)
+
+
+def test_logits_page_lists_class_names_filterable(built: BuildReport) -> None:
+    html = _html(built, "models/toynet/logits")
+    assert html.count('class="fv-cell') == 20
+    assert 'data-name="3 tiger shark' in html and "<b>2</b> great white shark" in html
+    assert 'data-page-size="120"' in html and 'class="md-input fv-filter"' in html
+
+
+def test_model_overview_home_and_compare(built: BuildReport) -> None:
+    overview = _html(built, "models/toynet")
+    assert "filters.png" in overview and "Render settings" in overview and "transforms.jitter" in overview
+    assert overview.count('class="fv-strip"') == 3  # one strip per layer + logits
+    home = _html(built, "")
+    assert "toynet" in home and "28</b> of 34 units rendered" in home and "preset <code>fast</code>" in home
+    compare = _html(built, "compare")
+    assert compare.count('class="fv-row"') == 20 and "One model so far" in compare
+
+
+def test_grid_pages_stay_out_of_the_search_index(built: BuildReport) -> None:
+    index = json.loads((built.site_dir / "search" / "search_index.json").read_text())
+    locations = {doc["location"].split("#")[0] for doc in index["docs"]}
+    assert "models/toynet/" in locations
+    assert not {loc for loc in locations if loc.startswith(("models/toynet/block", "models/toynet/logits", "compare"))}
+
+
+def test_unit_json_feeds_the_lightbox(built: BuildReport, store: Path) -> None:
+    unit = next(u for u in read_store(store).units if u.published and u.kind == "logit")
+    data = json.loads((built.site_dir / "media" / unit.path / "unit.json").read_text())
+    assert data["name"] == unit.label and data["mp4"] == "anim.mp4" and data["image"] == "image.webp"
+    assert 2 <= len(data["history"]) <= 96 and data["activation"]["best"] is not None
+    assert {"self_top1", "lite1_top5"} <= set(data["scores"])
+
+
+def test_no_broken_references_and_checker_sees_missing_files(built: BuildReport, tmp_path: Path) -> None:
+    assert check_site(built.site_dir) == []
+    copy = Path(shutil.copytree(built.site_dir, tmp_path / "copy"))
+    victim = next((copy / "media").rglob("thumb.webp"))
+    victim.unlink()
+    broken = check_site(copy)
+    assert broken and all(b.url.endswith("thumb.webp") for b in broken)
+    assert any(b.source == "models/toynet/block1/index.html" or "logits" in b.source for b in broken)
+
+
+def test_strict_build_fails_on_a_broken_link(store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    original = pages.render_pages
+
+    def with_broken_image(atlas, plan):  # type: ignore[no-untyped-def]
+        out = original(atlas, plan)
+        home = out[0]
+        assert home.path == "index.md"
+        return [pages.Page(home.path, home.text + '\n<img src="media/nowhere.webp" alt="x">\n')] + out[1:]
+
+    monkeypatch.setattr(pages, "render_pages", with_broken_image)
+    with caplog.at_level("WARNING", logger="mkdocs"), pytest.raises(BuildFailed, match="strict"):
+        build_site(store, tmp_path / "strict" / "site")
+    assert "media/nowhere.webp" in caplog.text and "broken reference" in caplog.text
+    report = build_site(store, tmp_path / "lenient" / "site", strict=False)
+    assert "media/nowhere.webp" in (report.site_dir / "index.html").read_text()
+
+
+def test_budget_drops_optional_media_not_thumbnails(store: Path, tmp_path: Path) -> None:
+    atlas = read_store(store)
+    full = plan_media(atlas)
+    assert full.dropped == []
+    thumbs_and_images = sum(u.files["thumb"].size + u.files["image_web"].size for u in atlas.units if u.published)
+    tight = plan_media(read_store(store), budget=8_000_000 + 2_000 * 28 + thumbs_and_images + 10_000)
+    assert tight.dropped[0] == "diversity images" and any("MP4" in d for d in tight.dropped)
+    assert all(a.diversity == () for a in tight.units.values())
+    report = build_site(store, tmp_path / "small" / "site", budget=tight.budget)
+    assert report.dropped == tight.dropped
+    assert not list(report.site_dir.rglob("anim.mp4")) and list(report.site_dir.rglob("thumb.webp"))
+    assert "Some media are left out" in (report.site_dir / "index.html").read_text()
+    assert check_site(report.site_dir) == []
+
+
+def test_output_folder_guards(store: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    with pytest.raises(SiteError, match="refusing to overwrite"):
+        build_site(store, precious)
+    assert (precious / "thesis.tex").exists()
+    with pytest.raises(SiteError, match="overlaps the store"):
+        build_site(store, store / "site")
+
+
+def test_rebuild_into_the_same_folder(store: Path, tmp_path: Path) -> None:
+    first = build_site(store, tmp_path / "site")
+    second = build_site(store, tmp_path / "site")
+    assert second.files == first.files and check_site(second.site_dir) == []
+
+
+def test_nav_has_models_layers_and_compare() -> None:
+    assert rel("models/m/l.md", "media/x/thumb.webp") == "../../../media/x/thumb.webp"
+    assert rel("index.md", "models/m/") == "models/m/"
+    assert rel("models/m/index.md", "models/m/l/") == "l/"
+    assert rel("compare.md", "models/m/") == "../models/m/"
