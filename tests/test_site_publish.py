@@ -23,7 +23,7 @@ def test_publish_puts_the_site_on_gh_pages(tmp_path: Path, monkeypatch: pytest.M
     small = SyntheticModel(render={"block1": 4}, logits=5, pending_every=0, failed=0, corrupt=1, diversity=1)
     store = make_store(tmp_path / "store", [small])
     remote = tmp_path / "github.git"
-    git("init", "--quiet", "--bare", str(remote))
+    git("init", "--quiet", "--bare", "-b", "main", str(remote))
     repo = tmp_path / "repo"
     repo.mkdir()
     git("init", "--quiet", "-b", "main", cwd=repo)
