@@ -55,6 +55,7 @@ class Classifier:
     min_size: int = 32
     classes: Sequence[str] = field(default_factory=lambda: imagenet_classes())
     source: str = "entrypoint"
+    weights_id: str | None = None  # names the weights (e.g. their download URL) when known up front
 
     def __post_init__(self) -> None:
         self.module.eval().requires_grad_(False)
@@ -140,12 +141,15 @@ class Classifier:
     # -- identity -------------------------------------------------------------------------------
     @cached_property
     def fingerprint(self) -> str:
-        """First 16 hex digits of a sha256 over the weights: part of every unit's content key, so a
-        changed checkpoint never reuses stale renders."""
+        """First 16 hex digits of a sha256 over the weights (or over their published identity, which
+        torchvision's hashed file names make exact): part of every unit's content key, so a changed
+        checkpoint never reuses stale renders."""
+        if self.weights_id:
+            return hashlib.sha256(self.weights_id.encode()).hexdigest()[:16]
         digest = hashlib.sha256()
         for name, tensor in sorted(self.module.state_dict().items()):
             digest.update(name.encode())
-            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def first_conv_weights(self) -> torch.Tensor | None:
@@ -221,20 +225,31 @@ def _embedded(name: str) -> Classifier:
     return Classifier(name, module, (0.5,) * 3, (0.5,) * 3, EMBEDDED[name], 32, source="embedded")
 
 
-def _torchvision(name: str) -> Classifier:
+def _torchvision(name: str, pretrained: bool) -> Classifier:
     from torchvision.models import get_model, get_model_weights
 
     weights = get_model_weights(name).DEFAULT
-    module = get_model(name, weights=weights)
+    if pretrained:
+        module = get_model(name, weights=weights)
+    else:  # the architecture of the pretrained model, for planning without a download
+        module = get_model(name, weights=None, **_pretrained_architecture(name))
     preset = weights.transforms()
     size = preset.crop_size[0] if hasattr(preset, "crop_size") else 224
     mean = getattr(preset, "mean", IMAGENET_MEAN)
     std = getattr(preset, "std", IMAGENET_STD)
     min_size = weights.meta.get("min_size", (32, 32))[0]
-    return Classifier(name, module, mean, std, size, min_size, weights.meta["categories"], "torchvision")
+    return Classifier(name, module, mean, std, size, min_size, weights.meta["categories"], "torchvision", weights.url)
 
 
-def _timm(name: str) -> Classifier:
+def _pretrained_architecture(name: str) -> dict:
+    """Constructor flags torchvision sets when it loads pretrained weights, so that an unweighted
+    model has the same layers."""
+    if name in ("googlenet", "inception_v3"):
+        return {"aux_logits": False, "init_weights": False, "transform_input": True}
+    return {}
+
+
+def _timm(name: str, pretrained: bool) -> Classifier:
     try:
         import timm
     except ImportError:
@@ -242,9 +257,11 @@ def _timm(name: str) -> Classifier:
     arch = name.split(":", 1)[1]
     if arch not in timm.list_models(pretrained=True):
         raise FeatvisError(f"unknown timm model {arch!r}")
-    module = timm.create_model(arch, pretrained=True)
+    module = timm.create_model(arch, pretrained=pretrained)
     config = timm.data.resolve_data_config({}, model=module)
-    return Classifier(name, module, config["mean"], config["std"], config["input_size"][-1], source="timm")
+    weights_id = f"timm:{arch}:{getattr(module, 'pretrained_cfg', {}).get('hf_hub_id', '')}"
+    return Classifier(name, module, config["mean"], config["std"], config["input_size"][-1], source="timm",
+                      weights_id=weights_id)
 
 
 def _entrypoint(name: str) -> Classifier:
@@ -285,16 +302,18 @@ def check_model_name(name: str) -> None:
         )
 
 
-def load_model(name: str, device: torch.device | str = "cpu") -> Classifier:
-    """Load a classifier by name, frozen and in eval mode, on `device`."""
+def load_model(name: str, device: torch.device | str = "cpu", pretrained: bool = True) -> Classifier:
+    """Load a classifier by name, frozen and in eval mode, on `device`. With `pretrained=False`,
+    torchvision and timm models come without their weights (nothing is downloaded) but keep their
+    layers, classes and weights fingerprint: enough to plan a job."""
     check_model_name(name)
     if name in EMBEDDED:
         model = _embedded(name)
     elif name.startswith("timm:"):
-        model = _timm(name)
+        model = _timm(name, pretrained)
     elif ":" in name:
         model = _entrypoint(name)
     else:
-        model = _torchvision(name)
+        model = _torchvision(name, pretrained)
     model.module.to(memory_format=torch.channels_last)
     return model.to(device)

@@ -122,12 +122,10 @@ def parse_selector(selector: str, channels: int, class_index=None) -> list[Unit]
     return list(dict.fromkeys(units))
 
 
-def split_selector(selector: str) -> tuple[str, str]:
-    """(layer, items) of a selector, without validating the items."""
-    layer, sep, items = selector.strip().rpartition(":")
-    if not sep or not layer:
-        raise FeatvisError(f"bad unit selector {selector!r}: expected LAYER:CHANNELS, e.g. blocks.10:0-7")
-    return layer, items
+def unit_from_spec(spec: str) -> Unit:
+    """The unit of a canonical spec (`Unit.spec`), e.g. read back from a manifest."""
+    [unit] = parse_selector(spec, channels=1 << 30)
+    return unit
 
 
 def group_by_layer(units: Iterable[Unit]) -> dict[str, list[Unit]]:

@@ -2,8 +2,9 @@
 
 Few pages, by design: home, one overview per model, one grid per layer (every channel), one page of class
 logits per model, one comparison page. No page per unit (MkDocs embeds the nav in every page, so thousands
-of pages would be slow and large); unit details come from per-unit JSON in the lightbox. Grid pages are
-excluded from the search index (they are thousands of thumbnails, not text) and hide the TOC for width.
+of pages would be slow and large); unit details come from per-unit JSON in the lightbox. Layer grids and
+the comparison are excluded from the search index (thousands of thumbnails, not text); the class-logit
+pages stay in it so a class can be found by name. Grid pages hide the TOC for width.
 """
 
 from __future__ import annotations
@@ -245,7 +246,9 @@ def logits_grid(model: Model, layer: Layer, plan: MediaPlan) -> Page:
     done, total = _counts(layer.units)
     n_classes = len(model.classes) or total
     text = (
-        front_matter(title=f"Class logits · {model.name}", hide=["toc"], search={"exclude": True})
+        # indexed on purpose: the global search finds a class by name, and the filter box picks up its
+        # ?h= highlight parameter, so the grid opens filtered to that class
+        front_matter(title=f"Class logits · {model.name}", hide=["toc"])
         + f"# Class logits <small>{a(model.name)}</small>\n\n"
         + chips([(_n(n_classes), "classes"), (_n(total), "in jobs"), (_n(done), "rendered"),
                  (_n(total - done), "pending")])

@@ -289,9 +289,9 @@ def make_store(
 
 
 def bench_model(name: str = "resnet50", channels: Sequence[int] = (256, 512, 1024, 2048), logits: int = 1000,
-                pending_every: int = 0) -> SyntheticModel:
+                pending_every: int = 0, size: int = 224, thumb: int = 128, frames: int = 16) -> SyntheticModel:
     """A whole-model spec: every channel of the four ResNet-50 stages plus all 1000 logits."""
     layers = {f"layer{i + 1}": c for i, c in enumerate(channels)}
     return SyntheticModel(name=name, layers={"conv1": 64, **layers}, render=dict(layers), logits=logits,
-                          pending_every=pending_every, failed=0, corrupt=0, diversity=1, size=224, thumb=128,
-                          frames=16, steps=256)
+                          pending_every=pending_every, failed=0, corrupt=0, diversity=1, size=size, thumb=thumb,
+                          frames=frames, steps=256)

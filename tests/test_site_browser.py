@@ -90,8 +90,9 @@ class Watched:
         page.on("requestfailed", self._failed)
 
     def _failed(self, request: Any) -> None:
-        # switching or closing a video cancels its download; that is not a broken asset
-        if "ERR_ABORTED" in (request.failure or "") and request.resource_type in ("media", "image"):
+        # cancelled, not broken: leaving a page aborts its in-flight requests (e.g. the favicon), and switching
+        # or closing a video aborts its download. A missing file shows up as an HTTP 404 response instead.
+        if "ERR_ABORTED" in (request.failure or ""):
             return
         self.problems.append(f"request failed: {request.url} ({request.failure})")
 
@@ -181,6 +182,10 @@ def test_filter_narrows_the_logit_grid(built: tuple[Atlas, BuildReport], base_ur
     p.wait_for_function(f"({visible})().length === 1", timeout=5000)
     p.fill(".fv-filter", "")
     p.wait_for_function(f"({visible})().length === {total}", timeout=5000)
+    # arriving from Material's search (?h=word) opens the grid already filtered
+    page.goto(base_url + page_url(layer_page(model.name, logits.name)) + f"?h={word}")
+    p.wait_for_function(f"({visible})().length === {expected}", timeout=5000)
+    assert p.input_value(".fv-filter") == word
 
 
 def test_lightbox_plays_the_video_and_steps(built: tuple[Atlas, BuildReport], base_url: str, page: Watched) -> None:

@@ -68,7 +68,7 @@
       '<figure class="fv-lb-anim"><video class="fv-lb-video" autoplay loop muted playsinline controls preload="auto"></video>' +
       '<img class="fv-lb-gif" alt="" hidden><figcaption>The optimisation, step by step</figcaption></figure>' +
       '<div class="fv-lb-info"><div class="fv-lb-chart"></div><div class="fv-lb-scores"></div></div></div>' +
-      '<div class="fv-lb-div" hidden></div>' +
+      '<div class="fv-lb-div" hidden><span class="fv-dim">Diverse images</span><span class="fv-lb-divs"></span></div>' +
       '<div class="fv-lb-foot"><a class="fv-lb-open" target="_blank" rel="noopener">Open full-size image</a>' +
       '<span class="fv-lb-timing"></span></div>';
     document.body.appendChild(box);
@@ -195,8 +195,8 @@
       }
       $(".fv-lb-chart", box).innerHTML = chart(rec.history || [], rec.activation);
       $(".fv-lb-scores", box).innerHTML = scores(rec);
-      var div = $(".fv-lb-div", box), extra = rec.diversity || [];
-      div.hidden = !extra.length;
+      var div = $(".fv-lb-divs", box), extra = rec.diversity || [];
+      $(".fv-lb-div", box).hidden = !extra.length;
       div.innerHTML = "";
       if (extra.length) {
         [rec.image].concat(extra).forEach(function (p, i) {

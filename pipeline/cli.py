@@ -1,0 +1,105 @@
+"""`featvis`: the command line.
+
+    featvis render MODEL UNITS...     ad-hoc renders (no Prefect, no store)
+    featvis layers MODEL              a model's layers, channel counts and sizes
+    featvis run JOB [--dry-run]       run a flows.yaml job as a Prefect flow into its store
+    featvis status JOB                how far a job is
+    featvis verify [JOB] [--repair]   check every stored unit against its checksums
+    featvis deploy [--job NAME]       serve jobs as Prefect deployments (their cron schedules)
+    featvis site build|serve|publish  the gallery
+
+User errors (unknown model, layer, class, bad flows.yaml...) print one line and exit with status 2,
+before any model is loaded where possible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from featvis_core import FeatvisError
+
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_EPHEMERAL_ENABLED": "true",
+    "NO_MKDOCS_2_WARNING": "true",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="featvis", description="Render and publish feature-visualization atlases.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    render = commands.add_parser("render", help="render units of a model now, without the pipeline")
+    render.add_argument("model", help="efficientnet_lite0, a torchvision name, timm:NAME or package.module:factory")
+    render.add_argument("units", nargs="+", help="selectors such as blocks.10:0-7, blocks.10:!3, logits:hen,pelican")
+    render.add_argument("--preset", default="fast", help="lucid, seed-000, seed-003, graetz, maco or fast (default)")
+    render.add_argument("--out", type=Path, default=Path("renders"), help="output folder (default: renders)")
+    render.add_argument("--steps", type=int, help="override the preset's steps")
+    render.add_argument("--size", type=int, help="override the preset's image size")
+    render.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override any render setting, e.g. --set lr=0.05 --set param=pixel")
+    render.add_argument("--batch", type=int, default=16, help="images per optimisation (default 16)")
+    render.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: first GPU, else cpu)")
+    render.add_argument("--scores", action="store_true", help="score logit images (self and lite1 top-1/top-5)")
+
+    layers = commands.add_parser("layers", help="list a model's layers with channel counts")
+    layers.add_argument("model")
+    layers.add_argument("--size", type=int, help="input size for the spatial sizes (default: the model's)")
+    layers.add_argument("--depth", type=int, default=2, help="module depth to list (default 2)")
+
+    for name, help_text in [("run", "run a job of flows.yaml"), ("status", "show a job's progress")]:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("job")
+        command.add_argument("--flows", type=Path, default=Path("flows.yaml"))
+        if name == "run":
+            command.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+            command.add_argument("--site", type=Path, help="build the gallery into this folder afterwards")
+
+    verify = commands.add_parser("verify", help="check stored units against their checksums")
+    verify.add_argument("job", nargs="?", help="only this job's units (default: every job of flows.yaml)")
+    verify.add_argument("--flows", type=Path, default=Path("flows.yaml"))
+    verify.add_argument("--repair", action="store_true", help="remove corrupt units so the next run re-renders them")
+
+    deploy = commands.add_parser("deploy", help="serve jobs as Prefect deployments")
+    deploy.add_argument("--flows", type=Path, default=Path("flows.yaml"))
+    deploy.add_argument("--job", action="append", default=[], help="serve this job even without a cron (repeatable)")
+
+    site = commands.add_parser("site", help="build, serve or publish the gallery", add_help=False)
+    site.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _settings(values: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for item in values:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise FeatvisError(f"--set expects FIELD=VALUE, got {item!r}")
+        overrides[field.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        from . import commands
+
+        return getattr(commands, args.command)(args)
+    except FeatvisError as error:
+        print(f"featvis: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("featvis: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""What each `featvis` command does (argument parsing lives in cli.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from argparse import Namespace
+from pathlib import Path
+
+from featvis_core import FeatvisError
+
+
+def render(args: Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from featvis_core import load_model, media, preset
+    from featvis_core import render as render_units
+    from featvis_core.models import check_model_name
+    from featvis_core.units import LOGITS, group_by_layer, parse_selector
+
+    from .cli import _settings
+    from .plan import model_dir
+
+    check_model_name(args.model)
+    overrides = _settings(args.set)
+    overrides.update({k: v for k, v in (("steps", args.steps), ("size", args.size)) if v is not None})
+    config = preset(args.preset, **overrides)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_model(args.model, device)
+    units = []
+    for selector in args.units:
+        layer = selector.rpartition(":")[0]
+        count = len(model.classes) if layer == LOGITS else model.layer(layer).channels if layer else 0
+        units += parse_selector(selector, count, model.class_index)
+    batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
+    folder = args.out / model_dir(args.model)
+    images, labels, began = [], [], time.perf_counter()
+    with tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
+        for batch in batches:
+            results = render_units(model, batch, config, on_step=lambda step, steps, n=len(batch): bar.update(n))
+            for result in results:
+                stem = folder / result.unit.layer / result.unit.slug
+                stem.parent.mkdir(parents=True, exist_ok=True)
+                media.write_png(stem.with_suffix(".png"), result.image)
+                media.write_mp4(stem.with_suffix(".mp4"), result.frames)
+                media.write_animated_webp(stem.with_suffix(".webp"), result.frames, size=None)
+                images.append(result.image)
+                labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
+                if result.error:
+                    print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
+            if args.scores and batch[0].layer == LOGITS:
+                _print_scores(model, results)
+    elapsed = time.perf_counter() - began
+    media.contact_sheet(images, labels=labels).save(folder / "contact.png")
+    print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
+          f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
+    return 0
+
+
+def _print_scores(model, results) -> None:
+    import torch
+
+    from featvis_core import load_model
+    from featvis_core.scores import logit_scores
+
+    second = load_model("efficientnet_lite1", model.device)
+    scores = logit_scores(model, torch.stack([r.image for r in results]), [r.unit.index for r in results], second)
+    for result, score in zip(results, scores):
+        print(f"{model.classes[result.unit.index]:>20}: " + "  ".join(f"{k} {v:.2f}" for k, v in score.items()))
+
+
+def layers(args: Namespace) -> int:
+    from featvis_core import load_model
+    from featvis_core.models import check_model_name
+
+    check_model_name(args.model)
+    model = load_model(args.model, pretrained=False)
+    size = args.size or model.input_size
+    print(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
+    print(f"{'layer':<28}{'channels':>9}  size")
+    for layer in model.layers(size, depth=args.depth):
+        print(f"{layer.name:<28}{layer.channels:>9}  {layer.height}x{layer.width}")
+    return 0
+
+
+def _plan(args: Namespace):
+    from .flows import plan_job
+    from .jobs import load_job
+
+    job = load_job(args.flows, args.job)
+    return job, plan_job(args.job, job)
+
+
+def run(args: Namespace) -> int:
+    from .manifest import Manifest, write_model_card
+    from .store import Store
+
+    job, plan = _plan(args)
+    store = Store(job.store)
+    pending = plan.pending(store, verify=True)
+    tiles = plan.tiles(pending)
+    cached = len(plan.units) - len(pending)
+    if args.dry_run:
+        _print_plan(plan, pending, tiles, cached)
+        return 0
+    if not pending and not (args.site or job.site):
+        store.sweep()
+        write_model_card(store, plan)
+        Manifest(plan, store, pending).save()
+        print(f"{args.job}: all {len(plan.units)} units are cached in {job.store}; nothing to render")
+        return 0
+    from .flows import atlas
+
+    summary = atlas(job=args.job, flows=str(args.flows), site=str(args.site) if args.site else None)
+    print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
+          f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
+    if summary.get("site"):
+        print(f"site: {summary['site']}/index.html (or: featvis site serve --store {job.store})")
+    return 1 if summary["failed"] else 0
+
+
+def _print_plan(plan, pending, tiles, cached) -> None:
+    by_layer: dict[str, list[int]] = {}
+    waiting = {u.spec for u in pending}
+    for unit in plan.units:
+        counts = by_layer.setdefault(unit.unit.layer, [0, 0])
+        counts[0] += 1
+        counts[1] += unit.spec in waiting
+    print(f"job {plan.job_name}: model {plan.job.model}, preset {plan.job.preset}, store {plan.job.store}")
+    print(f"{'layer':<24}{'units':>7}{'pending':>9}")
+    for layer, (total, todo) in by_layer.items():
+        print(f"{layer:<24}{total:>7}{todo:>9}")
+    config = plan.config
+    print(f"{len(plan.units)} units, {cached} cached, {len(pending)} to render in {len(tiles)} tiles of <= "
+          f"{plan.job.batch} images; {plan.image_steps(pending):,} image-steps at "
+          f"{config.final_size} px ({config.total_steps} steps each)")
+
+
+def status(args: Namespace) -> int:
+    from .store import Store
+
+    job, plan = _plan(args)
+    store = Store(job.store)
+    manifest = store.read_manifest(args.job) or {}
+    errors = {u["unit"]: u["error"] for u in manifest.get("units", []) if u.get("error")}
+    done = {u.spec for u in plan.units if store.is_done(u.path, u.key)}
+    print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
+    layers: dict[str, list[int]] = {}
+    for unit in plan.units:
+        counts = layers.setdefault(unit.unit.layer, [0, 0])
+        counts[0] += unit.spec in done
+        counts[1] += 1
+    for layer, (finished, total) in layers.items():
+        bar = "#" * round(20 * finished / total) + "." * (20 - round(20 * finished / total))
+        print(f"  {layer:<24} {bar} {finished}/{total}")
+    for unit, error in errors.items():
+        if unit not in done:
+            print(f"  failed {unit}: {error}")
+    if manifest.get("updated"):
+        print(f"manifest updated {manifest['updated']}")
+    return 0
+
+
+def verify(args: Namespace) -> int:
+    from .jobs import load_jobs
+    from .store import Store
+
+    jobs = load_jobs(args.flows)
+    names = [args.job] if args.job else list(jobs)
+    if args.job and args.job not in jobs:
+        raise FeatvisError(f"{args.flows}: no job {args.job!r}; jobs: {', '.join(jobs)}")
+    bad = checked = 0
+    for name in names:
+        store = Store(jobs[name].store)
+        manifest = store.read_manifest(name)
+        if manifest is None:
+            print(f"{name}: no manifest in {jobs[name].store} (never run)")
+            continue
+        for entry in manifest["units"]:
+            if entry["state"] != "done" and not (store.unit_dir(entry["path"]) / "meta.json").exists():
+                continue
+            checked += 1
+            problems = store.problems(entry["path"])
+            meta = store.read_meta(entry["path"]) or {}
+            if not problems and meta.get("key") != entry["key"]:
+                problems = ["meta.json belongs to another key"]
+            if problems:
+                bad += 1
+                print(f"{name}: {entry['unit']} ({entry['path']}): {'; '.join(problems)}")
+                if args.repair:
+                    store.remove_unit(entry["path"])
+    action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
+    print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
+    return 1 if bad and not args.repair else 0
+
+
+def deploy(args: Namespace) -> int:
+    from .deploy import serve_jobs
+
+    return serve_jobs(args.flows, args.job)
+
+
+def site(args: Namespace) -> int:
+    from featvis_site.cli import main as site_main
+
+    return site_main(args.args)

@@ -1,0 +1,151 @@
+"""The Prefect flow: plan -> tiles -> one task per tile on the job's task runner -> manifest -> site.
+
+The store, not Prefect's result cache, decides what is done (a unit is done when its folder holds a
+verified meta.json), so a stopped, crashed or extended job resumes where it was. A tile that still fails
+after its retries leaves its units pending and the rest of the job completes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from tqdm import tqdm
+
+from featvis_core import load_model
+
+from . import devices
+from .jobs import JobSpec, RunnerSpec, load_job
+from .manifest import Manifest, write_model_card
+from .plan import Plan, Tile, make_plan
+from .store import Store
+from .tiles import render_tile
+
+_planning_models: dict[str, Any] = {}
+
+
+def plan_job(job_name: str, job: JobSpec) -> Plan:
+    """Plan with the model's architecture (weights only where they are local: nothing downloaded)."""
+    if job.model not in _planning_models:
+        _planning_models[job.model] = load_model(job.model, pretrained=False)
+    return make_plan(job_name, job, _planning_models[job.model])
+
+
+def make_runner(spec: RunnerSpec):
+    """The Prefect task runner of a job, and the torch threads each of its workers should use."""
+    if spec.kind == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if spec.address:
+            return DaskTaskRunner(address=spec.address), 0
+        if spec.cuda:
+            return DaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster"), 0
+        workers = spec.workers or 2
+        cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        return DaskTaskRunner(cluster_kwargs=cluster), devices.cpu_threads(workers)
+    if spec.kind == "ray":
+        from prefect_ray import RayTaskRunner
+
+        return (RayTaskRunner(address=spec.address) if spec.address else RayTaskRunner()), 0
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    workers = devices.worker_count(spec.workers)
+    return ThreadPoolTaskRunner(max_workers=workers), (0 if devices.gpu_count() else devices.cpu_threads(workers))
+
+
+@task(name="render-tile", task_run_name="{tile.layer} tile {tile.index}", cache_policy=None)
+def render_tile_task(tile: Tile, threads: int = 0) -> dict[str, Any]:
+    report = render_tile(tile, threads)
+    get_run_logger().info(
+        "%s: %d rendered, %d cached, %d failed in %.1f s (render %.1f s on %s)", report.tile, len(report.rendered),
+        len(report.cached), len(report.failed), report.total_s, report.render_s, report.device,
+    )
+    return asdict(report)
+
+
+def _markdown_summary(job: str, summary: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {k} | {v} |" for k, v in summary.items())
+    return f"# featvis atlas: {job}\n\n| | |\n|---|---|\n{rows}\n"
+
+
+@flow(name="featvis-atlas", flow_run_name="{job}")
+def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[str, Any]:
+    """Render every pending unit of `job` from `flows` into its store; optionally build the site."""
+    logger = get_run_logger()
+    began = time.perf_counter()
+    spec = load_job(flows, job)
+    plan = plan_job(job, spec)
+    store = Store(spec.store)
+    swept = store.sweep()
+    if swept:
+        logger.info("removed %d partial files left by an interrupted run", swept)
+    write_model_card(store, plan)
+    pending = plan.pending(store, verify=True)
+    manifest = Manifest(plan, store, pending)
+    manifest.save()
+    tiles = plan.tiles(pending)
+    logger.info("%s: %d units, %d cached, %d to render in %d tiles", job, len(plan.units),
+                len(plan.units) - len(pending), len(pending), len(tiles))
+    rendered = failed = 0
+    render_s = task_s = 0.0
+    if tiles:
+        runner, threads = make_runner(spec.runner)
+        retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
+        progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
+        with runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
+            futures = {runner.submit(retrying, {"tile": tile, "threads": threads}): tile for tile in tiles}
+            for done, future in enumerate(as_completed(list(futures)), start=1):
+                tile = futures[future]
+                state = future.wait() or future.state
+                if state.is_completed():
+                    report = future.result()
+                    manifest.record(report["rendered"], report["failed"])
+                    rendered += len(report["rendered"])
+                    failed += len(report["failed"])
+                    render_s += report["render_s"]
+                    task_s += report["total_s"]
+                else:
+                    reason = f"tile failed after {spec.retries} retries: {_one_line(state)}"
+                    manifest.record([], {unit: reason for unit in tile.units})
+                    failed += len(tile.units)
+                    logger.error("%s: %s", tile.name, reason)
+                manifest.save()
+                bar.update(len(tile.units))
+                update_progress_artifact(progress, 100.0 * done / len(tiles))
+    write_model_card(store, plan)  # again: the workers may have added filters.png
+    wall = time.perf_counter() - began
+    summary = {
+        "job": job, "units": len(plan.units), "rendered": rendered, "cached": len(plan.units) - len(pending),
+        "failed": failed, "tiles": len(tiles), "wall_s": round(wall, 2), "render_s": round(render_s, 2),
+        "task_s": round(task_s, 2), "units_per_s": round(rendered / wall, 3) if wall else 0.0,
+        "manifest": str(store.manifest_path(job)),
+    }
+    create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
+    logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, rendered, summary["cached"], failed, wall)
+    site_dir = site or (str(spec.site) if spec.site else None)
+    if site_dir:
+        summary["site"] = build_site(spec.store, Path(site_dir))
+    return summary
+
+
+def build_site(store: Path, out: Path) -> str:
+    from featvis_site.cli import main as site_main
+
+    code = site_main(["build", "--store", str(store), "--out", str(out)])
+    if code:
+        raise RuntimeError(f"site build failed with exit code {code}")
+    return str(out)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+
+
+def _one_line(state) -> str:
+    message = state.message or state.name
+    return message.strip().splitlines()[-1][:300]

@@ -1,0 +1,171 @@
+"""flows.yaml: named render jobs, validated with pydantic into one-line errors.
+
+```yaml
+defaults:              # shared by every job (a job's own fields win, mappings merge)
+  store: store
+  preset: fast
+jobs:
+  demo:
+    model: efficientnet_lite0
+    layers: {blocks.4: 0-7, "blocks.1*": [0, 3, 5-7]}   # names or globs -> channels
+    logits: [hen, pelican, 8, 10-20]                    # or all
+    overrides: {steps: 96}
+    runner: {kind: threads, workers: 2}
+    cron: "0 3 * * 6"
+```
+Everything that needs the model itself (does the layer exist, is channel 900 in range, is "hen" a
+class) is checked by the planner, still before any rendering.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from featvis_core import FeatvisError, preset
+from featvis_core.models import check_model_name
+
+Channels = Union[Literal["all"], int, str, list[Union[int, str]]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunnerSpec(Strict):
+    """Where tiles run: threads in this process (one per GPU, or `workers` on CPU), a Dask cluster
+    (`address` of a running scheduler, a local CUDA cluster with `cuda: true`, else a local cluster of
+    `workers` processes), or Ray (`address`, or a local Ray)."""
+
+    kind: Literal["threads", "dask", "ray"] = "threads"
+    workers: int | None = Field(None, ge=1, le=256)
+    address: str | None = None
+    cuda: bool = False
+
+
+class JobSpec(Strict):
+    """One named render job."""
+
+    model: str
+    layers: dict[str, Channels] | list[str] = Field(default_factory=dict)
+    logits: Channels | None = None
+    preset: str = "fast"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    diversity: int = Field(1, ge=1, le=16)
+    batch: int = Field(16, ge=1, le=4096)
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    cron: str | None = None
+    store: Path = Path("store")
+    scores: bool = True
+    retries: int = Field(2, ge=0, le=20)
+    site: Path | None = None  # build the gallery here after the run
+    description: str = ""
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        check_model_name(name)
+        return name
+
+    @field_validator("layers")
+    @classmethod
+    def _as_mapping(cls, layers):
+        return {name: "all" for name in layers} if isinstance(layers, list) else layers
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, cron: str | None) -> str | None:
+        if cron is not None:
+            from cronsim import CronSim, CronSimError
+            from datetime import datetime
+
+            try:
+                CronSim(cron, datetime(2026, 1, 1))
+            except CronSimError as error:
+                raise ValueError(f"cron {cron!r} does not parse: {error}") from None
+        return cron
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_a_folder(cls, store: Path) -> Path:
+        if store.exists() and not store.is_dir():
+            raise ValueError(f"store {str(store)!r} is a file, not a folder")
+        return store
+
+    @model_validator(mode="after")
+    def _render_settings_are_valid(self) -> "JobSpec":
+        if not self.layers and self.logits is None:
+            raise ValueError("a job needs layers, logits or both")
+        self.render_config()  # raises FeatvisError (a ValueError) on a bad preset or override
+        return self
+
+    def render_config(self):
+        """The effective render config: the preset with the job's overrides and diversity."""
+        return preset(self.preset, **self.overrides, diversity=self.diversity)
+
+
+class FlowsFile(Strict):
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]]
+
+
+def _merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def _explain(error: ValidationError) -> str:
+    """The first problem of a pydantic error as 'field: what was expected'."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "job"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    return f"{where}: {message}"
+
+
+def load_jobs(path: Path | str) -> dict[str, JobSpec]:
+    """Every job of a flows.yaml, validated; a FeatvisError names the file, job and field at fault."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise FeatvisError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FeatvisError(f"{path}: is a folder, not a flows.yaml") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise FeatvisError(f"{path}:{where} is not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(raw, dict):
+        raise FeatvisError(f"{path}: expected a mapping with a 'jobs' key, got {type(raw).__name__}")
+    try:
+        flows = FlowsFile.model_validate(raw)
+    except ValidationError as error:
+        raise FeatvisError(f"{path}: {_explain(error)}") from None
+    jobs = {}
+    for name, fields in flows.jobs.items():
+        if not isinstance(fields, dict):
+            raise FeatvisError(f"{path}: job {name!r}: expected a mapping of fields, got {type(fields).__name__}")
+        try:
+            jobs[name] = JobSpec.model_validate(_merge(flows.defaults, fields))
+        except ValidationError as error:
+            raise FeatvisError(f"{path}: job {name!r}: {_explain(error)}") from None
+        except FeatvisError as error:
+            raise FeatvisError(f"{path}: job {name!r}: {error}") from None
+    return jobs
+
+
+def load_job(path: Path | str, name: str) -> JobSpec:
+    jobs = load_jobs(path)
+    if name not in jobs:
+        raise FeatvisError(f"{path}: no job {name!r}; jobs: {', '.join(jobs) or 'none'}")
+    return jobs[name]
+

@@ -1,0 +1,128 @@
+"""The body of one tile task: lock, render in one batch, write each unit, report.
+
+Runs wherever the task runner puts it (a thread here, a Dask or Ray worker elsewhere), so it takes
+plain data (`Tile`) and loads what it needs: the model on this worker's device, cached per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from featvis_core import Classifier, RenderConfig, load_model, render
+from featvis_core.scores import logit_scores
+from featvis_core.units import LOGITS, unit_from_spec
+
+from . import devices
+from .artifacts import unit_filler
+from .manifest import write_filters
+from .plan import Tile, model_dir
+from .store import Store
+
+TRANSFER_MODEL = "efficientnet_lite1"
+log = logging.getLogger("featvis.tiles")
+_models: dict[tuple[str, str], Classifier] = {}
+_models_lock = threading.Lock()
+
+
+@dataclass
+class TileReport:
+    tile: str
+    rendered: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    render_s: float = 0.0
+    write_s: float = 0.0
+    total_s: float = 0.0
+    device: str = ""
+    splits: int = 0
+
+
+def model_on(name: str, device: torch.device) -> Classifier:
+    """One loaded model per (name, device) and process: workers of one process share it."""
+    with _models_lock:
+        if (name, str(device)) not in _models:
+            _models[(name, str(device))] = load_model(name, device)
+        return _models[(name, str(device))]
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def render_splitting(model: Classifier, units, config: RenderConfig, report: TileReport):
+    """Render `units` in one batch; when the device runs out of memory, halve the batch and retry."""
+    try:
+        return render(model, units, config)
+    except RuntimeError as error:
+        if not is_out_of_memory(error) or len(units) == 1:
+            raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(units) // 2
+        report.splits += 1
+        log.warning("out of memory with %d units: splitting the tile in two", len(units))
+        return render_splitting(model, units[:half], config, report) + render_splitting(model, units[half:], config, report)
+
+
+def _scores(model: Classifier, results, device) -> list[dict[str, float]]:
+    logits = [r for r in results if r.unit.layer == LOGITS and r.error is None]
+    if not logits:
+        return [{} for _ in results]
+    second = model_on(TRANSFER_MODEL, device)
+    images = torch.stack([r.image for r in logits])
+    scored = dict(zip((r.unit for r in logits), logit_scores(model, images, [r.unit.index for r in logits], second)))
+    return [scored.get(r.unit, {}) for r in results]
+
+
+def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -> TileReport:
+    """Render the tile's pending units and write them to the store. Units another run holds are
+    waited for, then rendered only if that run did not finish them."""
+    began = time.perf_counter()
+    if threads:
+        torch.set_num_threads(threads)
+    device = devices.current()
+    report = TileReport(tile.name, device=str(device))
+    store = Store(tile.store)
+    index = {key: i for i, key in enumerate(tile.keys)}
+    remaining = list(tile.keys)
+    for wait in (0.0, wait_for_others):
+        if not remaining:
+            break
+        with store.lock_units(remaining, wait=wait) as held:
+            todo = []
+            for key in held:
+                i = index[key]
+                (report.cached.append(tile.units[i]) if store.is_done(tile.paths[i], key) else todo.append(i))
+            remaining = [key for key in remaining if key not in held]
+            if todo:
+                _render_and_write(tile, todo, device, store, report)
+    for key in remaining:  # still locked elsewhere after waiting: leave them pending
+        report.failed[tile.units[index[key]]] = "locked by another run"
+    report.total_s = time.perf_counter() - began
+    return report
+
+
+def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report: TileReport) -> None:
+    model = model_on(tile.model, device)
+    write_filters(store, model_dir(tile.model), model)
+    config = RenderConfig.from_dict(tile.settings)
+    units = [unit_from_spec(tile.units[i]) for i in todo]
+    started = time.perf_counter()
+    results = render_splitting(model, units, config, report)
+    scores = _scores(model, results, device) if tile.scores else [{} for _ in results]
+    report.render_s += time.perf_counter() - started
+    started = time.perf_counter()
+    for i, result, unit_scores in zip(todo, results, scores):
+        if result.error:
+            report.failed[tile.units[i]] = result.error
+            continue
+        fill = unit_filler(result, key=tile.keys[i], model=tile.model, label=tile.labels[i], settings=tile.settings,
+                           scores=unit_scores, device=str(device), tile_units=len(todo))
+        store.write_unit(tile.paths[i], fill)
+        report.rendered.append(tile.units[i])
+    report.write_s += time.perf_counter() - started
