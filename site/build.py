@@ -19,11 +19,12 @@ from typing import Any
 import yaml
 
 from featvis_site import hooks, pages
+from featvis_site.atlas import Atlas
 from featvis_site.data import unit_record
 from featvis_site.errors import BuildFailed, SiteError
 from featvis_site.layout import ASSETS
 from featvis_site.media import DEFAULT_BUDGET, PAGES_SITE_LIMIT, MediaPlan, plan_media
-from featvis_site.store_reader import Atlas, read_store
+from featvis_site.store_reader import read_store
 
 PACKAGE = Path(__file__).resolve().parent
 BASE_CONFIG = PACKAGE / "mkdocs.yml"

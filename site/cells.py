@@ -11,8 +11,8 @@ from html import escape
 from typing import Iterable, Sequence
 
 from featvis_site import layout
+from featvis_site.atlas import Unit
 from featvis_site.media import MediaPlan
-from featvis_site.store_reader import Unit
 
 WHY = {
     "pending": "not rendered yet",

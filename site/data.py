@@ -9,8 +9,8 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from featvis_site.atlas import Model, Unit
 from featvis_site.media import UnitAssets
-from featvis_site.store_reader import Model, Unit
 
 
 def _local(path: str | None, folder: str) -> str | None:

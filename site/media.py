@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from featvis_site import layout
-from featvis_site.store_reader import Atlas, Unit
+from featvis_site.atlas import Atlas, Unit
 
 PAGES_SITE_LIMIT = 1_000_000_000  # GitHub Pages: published site <= 1 GB
 PAGES_FILE_LIMIT = 100_000_000  # GitHub: files <= 100 MB

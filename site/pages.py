@@ -16,9 +16,9 @@ from typing import Any, Iterable
 import yaml
 
 from featvis_site import layout
+from featvis_site.atlas import Atlas, Job, Layer, Model, Unit
 from featvis_site.cells import a, cell, chips, grid, progress, strip, toolbar
 from featvis_site.media import MediaPlan
-from featvis_site.store_reader import Atlas, Job, Layer, Model, Unit
 
 LOGITS_PAGE_SIZE = 120
 COMPARE_PAGE_SIZE = 30

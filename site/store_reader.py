@@ -1,216 +1,25 @@
-"""Read a featvis store (pipeline/STORE.md, schema 1) into dataclasses, verifying checksums.
+"""Read a featvis store (pipeline/STORE.md, schema 1) into an Atlas, verifying every done unit.
 
-The site never trusts the store blindly: a unit is published only when its manifest says ``done`` *and*
-its meta.json matches the manifest's content key *and* every file the site uses matches the sha256 that
-meta.json records. Anything else is kept, but as not-published (pending/failed/corrupt), so a partial or
-damaged atlas still builds and browses.
+The site never trusts the store blindly: a unit is published only when its manifest says ``done`` and
+verify.py finds its files intact. Anything else is kept, as not-published (pending/failed/corrupt), so a
+partial or damaged atlas still builds and browses. Problems the user must fix first (no store, no
+manifests, unreadable manifest) raise SiteError.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from featvis_site.atlas import LOGITS, Atlas, Job, Layer, LayerSpec, Model, StoredFile, Unit
 from featvis_site.errors import SiteError
+from featvis_site.verify import inside, verify_unit
 
 SCHEMA = 1
-#: meta.json ``files`` roles the site needs for every published unit.
-REQUIRED_ROLES = ("image_web", "thumb")
-#: roles the site uses when present (a job may render without video).
-OPTIONAL_ROLES = ("anim_webp", "mp4")
-#: points kept of a unit's activation history: plenty for a 320 px chart, small in JSON.
-HISTORY_POINTS = 96
-LOGITS = "logits"
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    """One verified file of a unit, as the site will publish it."""
-
-    role: str
-    path: Path  # absolute path in the store
-    rel: str  # posix path relative to the store root
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class Activation:
-    """Activation reached by the optimisation; ``history`` is downsampled to HISTORY_POINTS."""
-
-    start: float | None
-    final: float | None
-    best: float | None
-    steps: int
-    history: tuple[float | None, ...]
-
-
-@dataclass
-class Unit:
-    """One unit of one manifest, with its verification outcome."""
-
-    model: str
-    layer: str
-    unit: str
-    kind: str
-    index: int | None
-    label: str
-    key: str
-    path: str
-    job: str
-    updated: str
-    state: str  # done | pending | failed | corrupt
-    reason: str | None = None  # why it is not published
-    files: dict[str, StoredFile] = field(default_factory=dict)
-    diversity: tuple[StoredFile, ...] = ()
-    activation: Activation | None = None
-    scores: dict[str, float] = field(default_factory=dict)
-    timings: dict[str, Any] = field(default_factory=dict)
-    size: tuple[int, int] | None = None
-    created: str | None = None
-
-    @property
-    def published(self) -> bool:
-        return self.state == "done"
-
-    @property
-    def key12(self) -> str:
-        return self.key[:12]
-
-    @property
-    def folder(self) -> str:
-        """The unit folder name, ``<slug>@<key12>``."""
-        return self.path.rstrip("/").rsplit("/", 1)[-1]
-
-    @property
-    def sort_key(self) -> tuple[int, int, str]:
-        kinds = {"channel": 0, "neuron": 1, "negative": 2, "layer": 3, "logit": 0}
-        return (kinds.get(self.kind, 9), self.index if self.index is not None else -1, self.unit)
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """A layer as model.json describes it (``channels`` None when model.json does not know it)."""
-
-    name: str
-    channels: int | None = None
-    height: int | None = None
-    width: int | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    """One manifest: which job rendered what, with which settings."""
-
-    name: str
-    model: str
-    preset: str | None
-    settings: dict[str, Any]
-    updated: str
-    counts: dict[str, int]
-    source: Path
-
-
-@dataclass
-class Layer:
-    """A layer that has at least one unit in a manifest."""
-
-    spec: LayerSpec
-    units: list[Unit]
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def is_logits(self) -> bool:
-        return self.name == LOGITS
-
-    @property
-    def published(self) -> list[Unit]:
-        return [u for u in self.units if u.published]
-
-
-@dataclass
-class Model:
-    """A model of the store: its card (model.json), its jobs and its layers with units."""
-
-    name: str
-    card: dict[str, Any]
-    all_layers: list[LayerSpec]
-    classes: list[str]
-    filters: StoredFile | None
-    jobs: list[Job]
-    layers: list[Layer]
-
-    @property
-    def units(self) -> list[Unit]:
-        return [u for layer in self.layers for u in layer.units]
-
-    @property
-    def logits(self) -> Layer | None:
-        return next((layer for layer in self.layers if layer.is_logits), None)
-
-    @property
-    def feature_layers(self) -> list[Layer]:
-        return [layer for layer in self.layers if not layer.is_logits]
-
-
-@dataclass
-class Atlas:
-    """Everything the site shows, read from one store."""
-
-    root: Path
-    models: list[Model]
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def units(self) -> list[Unit]:
-        return [u for m in self.models for u in m.units]
-
-
-# ----------------------------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, streamed (videos can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def downsample(values: Iterable[Any], points: int = HISTORY_POINTS) -> tuple[float | None, ...]:
-    """Keep at most ``points`` values, always the first and the last, rounded to 4 significant digits.
-
-    Non-numeric or non-finite values become None so the chart can skip them (JSON has no NaN).
-    """
-    seq = list(values)
-    if len(seq) > points > 1:
-        last = len(seq) - 1
-        seq = [seq[round(i * last / (points - 1))] for i in range(points)]
-    out: list[float | None] = []
-    for v in seq:
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            out.append(float(f"{v:.4g}"))
-        else:
-            out.append(None)
-    return tuple(out)
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
 
 
 def _load_json(path: Path, what: str) -> dict[str, Any]:
@@ -223,99 +32,6 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SiteError(f"{what} {path} is not a JSON object")
     return data
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    try:
-        child.resolve().relative_to(parent.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-# ------------------------------------------------------------------------------------------ verification
-
-
-class _Corrupt(Exception):
-    """A done unit whose folder does not hold what its manifest promises."""
-
-
-def _verify_file(entry: Any, role: str, unit_dir: Path, root: Path) -> StoredFile:
-    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-        raise _Corrupt(f"meta.json has no valid '{role}' file entry")
-    path = unit_dir / entry["path"]
-    if not _inside(path, unit_dir):
-        raise _Corrupt(f"{role} path escapes the unit folder")
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise _Corrupt(f"{entry['path']} is missing") from None
-    if isinstance(entry.get("bytes"), int) and entry["bytes"] != size:
-        raise _Corrupt(f"{entry['path']} has {size} bytes, meta.json says {entry['bytes']}")
-    digest = sha256_file(path)
-    if digest != str(entry.get("sha256", "")).lower():
-        raise _Corrupt(f"{entry['path']} fails its sha256 check")
-    return StoredFile(role, path, path.relative_to(root).as_posix(), size, digest)
-
-
-def verify_unit(unit: Unit, root: Path) -> Unit:
-    """Check a unit the manifest calls done; on any mismatch mark it ``corrupt`` (shown as pending)."""
-    if unit.state != "done":
-        return unit
-    try:
-        unit_dir = root / unit.path
-        name = unit_dir.name
-        if name.startswith(".") or name.endswith(".tmp") or not _inside(unit_dir, root):
-            raise _Corrupt("unit path is not a published unit folder")
-        meta_path = unit_dir / "meta.json"
-        if not meta_path.is_file():
-            raise _Corrupt("meta.json is missing")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Corrupt("meta.json is not valid JSON") from None
-        if not isinstance(meta, dict):
-            raise _Corrupt("meta.json is not a JSON object")
-        if meta.get("key") != unit.key:
-            raise _Corrupt("meta.json belongs to another content key (stale unit)")
-        if meta.get("status", "done") != "done":
-            unit.state, unit.reason = "failed", str(meta.get("error") or "render failed")
-            return unit
-        files = meta.get("files") or {}
-        verified: dict[str, StoredFile] = {}
-        for role in REQUIRED_ROLES:
-            verified[role] = _verify_file(files.get(role), role, unit_dir, root)
-        for role in OPTIONAL_ROLES:
-            if files.get(role):
-                verified[role] = _verify_file(files[role], role, unit_dir, root)
-        diversity = tuple(
-            _verify_file(entry, "diversity", unit_dir, root) for entry in (files.get("diversity") or [])
-        )
-    except _Corrupt as exc:
-        unit.state, unit.reason = "corrupt", str(exc)
-        return unit
-
-    act = meta.get("activation") or {}
-    history = act.get("history") if isinstance(act.get("history"), list) else []
-    size = meta.get("size")
-    unit.files, unit.diversity = verified, diversity
-    unit.activation = Activation(
-        start=_num(act.get("start")),
-        final=_num(act.get("final")),
-        best=_num(act.get("best")),
-        steps=len(history),
-        history=downsample(history),
-    )
-    unit.scores = {k: v for k, v in (meta.get("scores") or {}).items() if _num(v) is not None}
-    unit.timings = meta.get("timings") if isinstance(meta.get("timings"), dict) else {}
-    unit.size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
-    unit.created = meta.get("created")
-    if isinstance(meta.get("label"), str) and meta["label"]:
-        unit.label = meta["label"]
-    return unit
-
-
-# ------------------------------------------------------------------------------------------------ reading
 
 
 def _units_of(manifest: dict[str, Any], source: Path) -> list[Unit]:
@@ -396,7 +112,7 @@ def _filters(root: Path, model: str, card: dict[str, Any]) -> StoredFile | None:
     if not isinstance(name, str):
         return None
     path = root / model / name
-    if not path.is_file() or not _inside(path, root / model):
+    if not path.is_file() or not inside(path, root / model):
         return None
     return StoredFile("filters", path, path.relative_to(root).as_posix(), path.stat().st_size, "")
 

@@ -67,6 +67,7 @@ class SyntheticModel:
     steps: int = 64
     job: str = "demo"
     preset: str = "fast"
+    other_kinds: bool = False  # also neurons, a negative channel and DeepDream on the first rendered layer
 
 
 def _pattern(rng: random.Random, size: int) -> np.ndarray:
@@ -178,6 +179,18 @@ def _unit_plan(spec: SyntheticModel) -> list[dict[str, Any]]:
         for c in indices:
             units.append({"unit": f"{layer}:{c}", "layer": layer, "kind": "channel", "index": c,
                           "label": f"{layer} channel {c}", "slug": f"c{c:04d}"})
+    if spec.other_kinds and spec.render:
+        layer = next(iter(spec.render))
+        units += [
+            {"unit": f"{layer}:0@", "layer": layer, "kind": "neuron", "index": 0,
+             "label": f"{layer} neuron 0 (centre)", "slug": "n0000"},
+            {"unit": f"{layer}:1@7/7", "layer": layer, "kind": "neuron", "index": 1,
+             "label": f"{layer} neuron 1 (x=7, y=7)", "slug": "n0001-x7-y7"},
+            {"unit": f"{layer}:!2", "layer": layer, "kind": "negative", "index": 2,
+             "label": f"{layer} negative channel 2", "slug": "neg0002"},
+            {"unit": f"{layer}:dream", "layer": layer, "kind": "layer", "index": None,
+             "label": f"{layer} (whole layer)", "slug": "dream"},
+        ]
     logits = range(spec.logits) if isinstance(spec.logits, int) else spec.logits
     names = class_names(spec.n_classes)
     for k in logits:

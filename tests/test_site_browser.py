@@ -17,10 +17,11 @@ from typing import Any, Iterator
 
 import pytest
 
+from featvis_site.atlas import Atlas
 from featvis_site.build import BuildReport, build_site
 from featvis_site.layout import layer_page, page_url
 from featvis_site.serve import serve_in_thread
-from featvis_site.store_reader import Atlas, read_store
+from featvis_site.store_reader import read_store
 from featvis_site.synthetic import SyntheticModel, make_store
 
 pytestmark = pytest.mark.slow
@@ -59,7 +60,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Atlas, BuildReport]
     if store_env:
         store = Path(store_env)
     else:
-        store = make_store(root / "store", [SyntheticModel(render={"block1": 6, "block2": 10}, logits=20)])
+        store = make_store(root / "store", [
+            SyntheticModel(render={"block1": 6, "block2": 10}, logits=20, other_kinds=True),
+            # a second model, so the comparison page compares
+            SyntheticModel(name="othernet", layers={"stage1": 8, "stage2": 12}, render={"stage2": 5},
+                           logits=list(range(0, 24, 2)), diversity=1, filters=False, corrupt=0),
+        ])
     return read_store(store), build_site(store, root / "site")
 
 

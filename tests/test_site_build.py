@@ -170,3 +170,25 @@ def test_nav_has_models_layers_and_compare() -> None:
     assert rel("index.md", "models/m/") == "models/m/"
     assert rel("models/m/index.md", "models/m/l/") == "l/"
     assert rel("compare.md", "models/m/") == "../models/m/"
+
+
+def test_two_models_compare_and_other_unit_kinds(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "store", [
+        SyntheticModel(name="toynet", render={"block1": 3}, logits=6, pending_every=0, failed=0, corrupt=0,
+                       diversity=1, other_kinds=True),
+        SyntheticModel(name="othernet", render={"stage2": 2}, layers={"stage2": 8}, logits=[2, 3, 4, 7],
+                       pending_every=0, failed=0, corrupt=0, diversity=1, filters=False),
+    ])
+    report = build_site(store, tmp_path / "site")
+    compare = _html(report, "compare")
+    assert compare.count('class="fv-row"') == 7  # classes 0-5 and 7, the union of both models
+    assert compare.count('class="fv-cell fv-absent"') == 7 * 2 - (6 + 4)
+    assert "One model so far" not in compare and "--fv-cols:2" in compare
+    layer = _html(report, "models/toynet/block1")
+    for heading in ("Channels", "Neurons", "Negative channels", "DeepDream"):
+        assert f">{heading}<" in layer, heading
+    assert ">n0001-x7-y7<" in layer and ">−2<" in layer and ">dream<" in layer
+    home = _html(report, "")
+    assert home.count("fv-card-title") == 2
+    assert "filters.png" not in _html(report, "models/othernet")
+    assert check_site(report.site_dir) == []

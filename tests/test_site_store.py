@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from featvis_site.errors import SiteError
-from featvis_site.store_reader import HISTORY_POINTS, downsample, read_store
+from featvis_site.store_reader import read_store
+from featvis_site.verify import HISTORY_POINTS, downsample
 from featvis_site.synthetic import SyntheticModel, class_names, make_store
 
 
