@@ -109,7 +109,7 @@ class JobSpec(Strict):
 
 class FlowsFile(Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)
-    jobs: dict[str, dict[str, Any]]
+    jobs: dict[str, Any]
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -106,6 +106,8 @@ def toolbar(placeholder: str, page_size: int, label: str) -> str:
         f'<input type="search" class="md-input fv-filter" placeholder="{a(placeholder)}" aria-label="{a(label)}"'
         f' autocomplete="off" spellcheck="false">'
         f'<span class="fv-count" aria-live="polite"></span>'
+        f'<label class="fv-zoom" title="Thumbnail size">Size <input type="range" min="3" max="12" step="0.5"'
+        f' value="7.5" aria-label="Thumbnail size"></label>'
         f'<span class="fv-pager"><button type="button" class="md-button fv-prev" aria-label="Previous page">‹</button>'
         f'<span class="fv-page"></span>'
         f'<button type="button" class="md-button fv-next" aria-label="Next page">›</button></span></div>'

@@ -245,6 +245,18 @@
     bar.hidden = false;
     pager.hidden = !size;
 
+    var zoom = $(".fv-zoom input", bar);
+    function applyZoom(v) { grid.style.setProperty("--fv-cell", v + "rem"); }
+    if (zoom) {
+      var saved = null;
+      try { saved = localStorage.getItem("featvis.zoom"); } catch (e) { /* storage disabled */ }
+      if (saved) { zoom.value = saved; applyZoom(saved); }
+      zoom.addEventListener("input", function () {
+        applyZoom(zoom.value);
+        try { localStorage.setItem("featvis.zoom", zoom.value); } catch (e) { /* storage disabled */ }
+      });
+    }
+
     function match(q) {
       q = q.trim().toLowerCase();
       if (!q) return items;
