@@ -71,13 +71,10 @@ def settings_summary(job: Job) -> str:
 
 
 def job_details(job: Job, *, open_: bool = False) -> str:
-    rows = "".join(f"<tr><td><code>{a(k)}</code></td><td>{a(v)}</td></tr>" for k, v in flatten(job.settings))
+    rows = "".join(f"<div><dt>{a(k)}</dt><dd>{a(v)}</dd></div>" for k, v in flatten(job.settings))
     counts = ", ".join(f"{v} {k}" for k, v in job.counts.items())
-    table = (
-        f"<table><thead><tr><th>Setting</th><th>Value</th></tr></thead><tbody>{rows}</tbody></table>"
-        if rows
-        else "<p>The manifest records no settings.</p>"
-    )
+    # settings lists run to dozens of keys: a multi-column list, not a long two-column table
+    table = f'<dl class="fv-settings">{rows}</dl>' if rows else "<p>The manifest records no settings.</p>"
     return (
         f'<details class="abstract"{" open" if open_ else ""}><summary>Job <code>{a(job.name)}</code> · '
         f'{settings_summary(job)} · updated {a(job.updated[:16].replace("T", " "))}</summary>'
