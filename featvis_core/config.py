@@ -47,6 +47,7 @@ class RenderConfig:
     frames: int = 48  # animation frames captured over the run (evenly spaced)
     animation_size: int = 256  # cap on the animation's side in pixels
     early_stop: int = 0  # stop when no image improved its best for this many steps (0: never)
+    precision: str = "auto"  # auto (bf16 where the hardware has fast bf16) | fp32 | bf16
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -57,6 +58,7 @@ class RenderConfig:
             (self.size >= 8, f"size must be at least 8 px, got {self.size}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (self.diversity >= 1, f"diversity must be at least 1, got {self.diversity}"),
+            (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not {self.precision!r}"),
             (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
             (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
         ]

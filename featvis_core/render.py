@@ -5,9 +5,10 @@ independent: its own initial noise and augmentation draws (seeded from the unit,
 objective, its own regularisers, and the loss is a sum, so image *i*'s gradient does not depend on its
 batch mates. A unit whose loss turns NaN or Inf is stopped alone and reported, the others go on.
 
-Speed comes by construction: the forward stops at the target layer, weights are frozen, inputs are
-channels_last, CUDA runs in bf16 autocast, and the loop never copies to the host (histories and frames
-stay on the device until the end).
+Speed comes by construction: the forward stops at the target layer, runs on a copy of the network with
+batch norm folded into the convolutions (fastnet.py), weights are frozen, inputs are channels_last, the
+steps run in bf16 autocast where the hardware has fast bf16 (CUDA, or a CPU with AMX / AVX512-BF16), and
+the loop never copies to the host (histories and frames stay on the device until the end).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from .config import RenderConfig
 from .errors import FeatvisError
+from .fastnet import fast_bfloat16, render_network
 from .models import Classifier
 from .objectives import Targets, diversity, unit_scores
 from .param import ImageParam, make_param
@@ -141,16 +143,18 @@ def render(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     dead_at = torch.full((batch,), -1, dtype=torch.long, device=device)
     frames: list[torch.Tensor] = []
+    net = render_network(model, model.module, [target, div_layer], model.input_size)
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bfloat16(device))
     centred = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
                       fill=config.augment.fill, output=config.augment.output)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
 
-    with capture(model.module, [target, div_layer], logits, model.input_size) as run:
+    with capture(net, [target, div_layer], logits, model.input_size) as run:
 
         def scores_of(images: torch.Tensor) -> torch.Tensor:
-            """Activation on the centred view: the training canvas (pad, output size), no randomness."""
-            with torch.no_grad(), autocast:
+            """Activation on the centred view: the training canvas (pad, output size), no randomness, fp32."""
+            with torch.no_grad():
                 inputs = augment(images, uniforms[0][::views], centred)
                 outputs = run(_model_input(model, inputs, config.augment.output))
             return unit_scores(outputs[target or ""], targets)
