@@ -222,6 +222,11 @@ def test_lightbox_plays_the_video_and_steps(built: tuple[Atlas, BuildReport], ba
     p.keyboard.press("Escape")
     p.wait_for_function("!document.querySelector('dialog.fv-lightbox').open", timeout=5000)
     assert "k=" not in p.evaluate("location.hash")
+    # a unit's link (#k=<key>) opens its lightbox directly
+    key = cell.get_attribute("data-k")
+    page.goto(base_url + page_url(layer_page(model.name, layer.name)) + f"#k={key}")
+    p.wait_for_selector("dialog.fv-lightbox[open]", timeout=5000)
+    assert p.locator("#fv-lb-title").inner_text() == title
 
 
 def test_home_model_and_compare_pages(built: tuple[Atlas, BuildReport], base_url: str, page: Watched) -> None:
