@@ -101,7 +101,8 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
             futures = {runner.submit(retrying, {"tile": tile, "threads": threads}): tile for tile in tiles}
             for done, future in enumerate(as_completed(list(futures)), start=1):
                 tile = futures[future]
-                state = future.wait() or future.state
+                future.wait()
+                state = future.state
                 if state.is_completed():
                     report = future.result()
                     manifest.record(report["rendered"], report["failed"])
