@@ -300,14 +300,19 @@
     render();
   }
 
+  function openFromHash() {
+    var k = hashParams().get("k");
+    if (!k) return;
+    var cell = $('a.fv-cell[data-k="' + k.replace(/[^0-9a-f]/gi, "") + '"]');
+    if (cell) open(cell);
+  }
+
   function init() {
     $$(".fv-browser").forEach(initBrowser);
-    var k = hashParams().get("k");
-    if (k) {
-      var cell = $('a.fv-cell[data-k="' + k.replace(/[^0-9a-f]/gi, "") + '"]');
-      if (cell) open(cell);
-    }
+    openFromHash();
   }
+
+  window.addEventListener("hashchange", openFromHash); // a pasted #k= link on the same page
 
   if (window.document$ && typeof window.document$.subscribe === "function") {
     window.document$.subscribe(init); // Material's page-load stream (also fires with instant navigation)
