@@ -7,12 +7,15 @@ after its retries leaves its units pending and the rest of the job completes.
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect import flow, get_run_logger, task
+from prefect.client.orchestration import get_client
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from tqdm import tqdm
@@ -34,6 +37,21 @@ def plan_job(job_name: str, job: JobSpec) -> Plan:
     if job.model not in _planning_models:
         _planning_models[job.model] = load_model(job.model, pretrained=False)
     return make_plan(job_name, job, _planning_models[job.model])
+
+
+@contextmanager
+def shared_api_url(spec: RunnerSpec) -> Iterator[None]:
+    """Worker processes (Dask, Ray) must report to this run's Prefect API. A temporary server's address
+    lives only in this process's settings, so export it for the workers the runner starts."""
+    if spec.kind == "threads" or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        os.environ["PREFECT_API_URL"] = str(client.api_url)
+    try:
+        yield
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
 
 
 def make_runner(spec: RunnerSpec):
@@ -97,7 +115,7 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
         runner, threads = make_runner(spec.runner)
         retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
         progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
-        with runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
+        with shared_api_url(spec.runner), runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
             futures = {runner.submit(retrying, {"tile": tile, "threads": threads}): tile for tile in tiles}
             for done, future in enumerate(as_completed(list(futures)), start=1):
                 tile = futures[future]

@@ -22,6 +22,8 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
+from . import faults
+
 META = "meta.json"
 SCHEMA = 1
 
@@ -52,8 +54,9 @@ def temporary_name(name: str) -> str:
     return f".{name}~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}.tmp"
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a sibling temporary file, flush it to disk, then rename it over `path`."""
+def write_json_atomic(path: Path, data: Any, fault: str = "") -> None:
+    """Write JSON to a sibling temporary file, flush it to disk, then rename it over `path`.
+    (`fault` names the fault-injection point just before the rename: pipeline/faults.py.)"""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / temporary_name(path.name)
     try:
@@ -61,6 +64,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
             json.dump(data, handle, indent=1)
             handle.flush()
             os.fsync(handle.fileno())
+        if fault:
+            faults.hit(fault)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -134,8 +139,10 @@ class Store:
             meta["files"] = _describe(temporary, meta.get("files", {}), names)
             for name in names:
                 _fsync_file(temporary / name)
+            faults.hit("unit-files")
             write_json_atomic(temporary / META, meta)
             _fsync_dir(temporary)
+            faults.hit("unit-rename")
             self._replace(temporary, final)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -147,6 +154,7 @@ class Store:
         if final.exists():
             trash = final.parent / f".{final.name}~trash~{uuid.uuid4().hex[:8]}.tmp"
             os.rename(final, trash)
+            faults.hit("unit-replace")
             os.rename(temporary, final)
             shutil.rmtree(trash, ignore_errors=True)
         else:
@@ -184,7 +192,7 @@ class Store:
 
     def write_manifest(self, job: str, manifest: dict[str, Any]) -> None:
         with FileLock(self.root / "locks" / f"manifest-{job}.lock"):
-            write_json_atomic(self.manifest_path(job), manifest)
+            write_json_atomic(self.manifest_path(job), manifest, fault="manifest-write")
 
     def write_model_card(self, model_dir: str, card: dict[str, Any]) -> None:
         folder = self.root / model_dir

@@ -17,7 +17,7 @@ from featvis_core import Classifier, RenderConfig, load_model, render
 from featvis_core.scores import logit_scores
 from featvis_core.units import LOGITS, unit_from_spec
 
-from . import devices
+from . import devices, faults
 from .artifacts import unit_filler
 from .manifest import write_filters
 from .plan import Tile, model_dir
@@ -56,6 +56,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def render_splitting(model: Classifier, units, config: RenderConfig, report: TileReport):
     """Render `units` in one batch; when the device runs out of memory, halve the batch and retry."""
+    faults.hit("render")
     try:
         return render(model, units, config)
     except RuntimeError as error:

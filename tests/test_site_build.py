@@ -192,3 +192,16 @@ def test_two_models_compare_and_other_unit_kinds(tmp_path: Path) -> None:
     assert home.count("fv-card-title") == 2
     assert "filters.png" not in _html(report, "models/othernet")
     assert check_site(report.site_dir) == []
+
+
+def test_copies_when_hard_links_are_impossible_and_site_url_prefix(store: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    report = build_site(store, tmp_path / "site", site_url="https://example.github.io/atlas/")
+    thumb = next((report.site_dir / "media").rglob("thumb.webp"))
+    assert thumb.stat().st_nlink == 1  # a copy, not a link into the store
+    assert '<link rel="canonical" href="https://example.github.io/atlas/' in _html(report, "models/toynet")
+    assert check_site(report.site_dir, "https://example.github.io/atlas/") == []
