@@ -73,18 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(values: list[str]) -> dict:
-    import yaml
-
-    overrides = {}
-    for item in values:
-        field, sep, value = item.partition("=")
-        if not sep:
-            raise FeatvisError(f"--set expects FIELD=VALUE, got {item!r}")
-        overrides[field.strip()] = yaml.safe_load(value)
-    return overrides
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for key, value in PREFECT_DEFAULTS.items():

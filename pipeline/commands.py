@@ -19,7 +19,6 @@ def render(args: Namespace) -> int:
     from featvis_core.models import check_model_name
     from featvis_core.units import LOGITS, group_by_layer, parse_selector
 
-    from .cli import _settings
     from .plan import model_dir
 
     check_model_name(args.model)
@@ -56,6 +55,19 @@ def render(args: Namespace) -> int:
     print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
           f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
     return 0
+
+
+def _settings(values: list[str]) -> dict:
+    """--set FIELD=VALUE pairs, values parsed as YAML (so 0.05, true and [1, 2] mean what they say)."""
+    import yaml
+
+    overrides = {}
+    for item in values:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise FeatvisError(f"--set expects FIELD=VALUE, got {item!r}")
+        overrides[field.strip()] = yaml.safe_load(value)
+    return overrides
 
 
 def _print_scores(model, results) -> None:
@@ -104,20 +116,27 @@ def run(args: Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, pending, tiles, cached)
         return 0
-    if not pending and not (args.site or job.site):
+    site = args.site or job.site
+    if not pending:  # nothing to render: no flow run, no Prefect server to start
         store.sweep()
         write_model_card(store, plan)
         Manifest(plan, store, pending).save()
         print(f"{args.job}: all {len(plan.units)} units are cached in {job.store}; nothing to render")
-        return 0
-    from .flows import atlas
+        failed = 0
+        if site:
+            from .flows import build_site
 
-    summary = atlas(job=args.job, flows=str(args.flows), site=str(args.site) if args.site else None)
-    print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
-          f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
-    if summary.get("site"):
-        print(f"site: {summary['site']}/index.html (or: featvis site serve --store {job.store})")
-    return 1 if summary["failed"] else 0
+            build_site(job.store, site)
+    else:
+        from .flows import atlas
+
+        summary = atlas(job=args.job, flows=str(args.flows), site=str(site) if site else None)
+        print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
+              f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
+        failed = summary["failed"]
+    if site:
+        print(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
+    return 1 if failed else 0
 
 
 def _print_plan(plan, pending, tiles, cached) -> None:

@@ -123,15 +123,19 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
                 state = future.state
                 if state.is_completed():
                     report = future.result()
-                    manifest.record(report["rendered"], report["failed"])
+                    # cached: finished meanwhile by another run sharing the store
+                    manifest.record(report["rendered"] + report["cached"], report["failed"])
                     rendered += len(report["rendered"])
                     failed += len(report["failed"])
                     render_s += report["render_s"]
                     task_s += report["total_s"]
                 else:
                     reason = f"tile failed after {spec.retries} retries: {_one_line(state)}"
-                    manifest.record([], {unit: reason for unit in tile.units})
-                    failed += len(tile.units)
+                    # units the tile wrote before it failed are done: the store, not the task, says so
+                    written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
+                    manifest.record(written, {unit: reason for unit in tile.units if unit not in written})
+                    rendered += len(written)
+                    failed += len(tile.units) - len(written)
                     logger.error("%s: %s", tile.name, reason)
                 manifest.save()
                 bar.update(len(tile.units))

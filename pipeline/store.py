@@ -92,11 +92,12 @@ class Store:
         return self.root / relative
 
     def read_meta(self, relative: str) -> dict[str, Any] | None:
-        """A unit's meta.json, or None when the unit is absent or its meta cannot be read."""
+        """A unit's meta.json, or None when the unit is absent or its meta is not a readable JSON object."""
         try:
-            return json.loads((self.unit_dir(relative) / META).read_text())
+            meta = json.loads((self.unit_dir(relative) / META).read_bytes())
         except (OSError, ValueError):
             return None
+        return meta if isinstance(meta, dict) else None
 
     def is_done(self, relative: str, key: str, verify: bool = False) -> bool:
         """True when the unit's folder holds a readable meta.json for this key (and, with `verify`,
@@ -107,23 +108,39 @@ class Store:
         return not verify or not self.problems(relative)
 
     def problems(self, relative: str) -> list[str]:
-        """What is wrong with a finished unit's files, as readable phrases (empty when all is well)."""
+        """What is wrong with a finished unit's files, as readable phrases (empty when all is well).
+        A malformed meta.json is a problem like any other, never an exception."""
         folder = self.unit_dir(relative)
         if not (folder / META).exists():
             return ["meta.json is missing"]
-        meta = self.read_meta(relative)
-        if meta is None:
+        try:
+            meta = json.loads((folder / META).read_bytes())
+        except OSError as error:
+            return [f"meta.json cannot be read ({error.strerror})"]
+        except ValueError:
             return ["meta.json is not valid JSON"]
-        found = []
-        for entry in _file_entries(meta.get("files", {})):
-            path = folder / entry["path"]
-            if not path.exists():
-                found.append(f"{entry['path']} is missing")
-            elif path.stat().st_size != entry["bytes"]:
-                found.append(f"{entry['path']} has {path.stat().st_size} bytes, expected {entry['bytes']}")
-            elif sha256_file(path) != entry["sha256"]:
-                found.append(f"{entry['path']} does not match its checksum")
-        return found
+        if not isinstance(meta, dict):
+            return ["meta.json is not a JSON object"]
+        files = meta.get("files")
+        if not isinstance(files, dict):
+            return ["meta.json has no valid 'files' mapping"]
+        found, listed = [], 0
+        for role, value in files.items():
+            for entry in value if isinstance(value, list) else [value]:
+                listed += 1
+                if not _valid_entry(entry):
+                    found.append(f"meta.json has a bad {role!r} file entry")
+                    continue
+                path = folder / entry["path"]
+                if not _inside(path, folder):
+                    found.append(f"meta.json: {role!r} path escapes the unit folder")
+                elif not path.is_file():
+                    found.append(f"{entry['path']} is missing")
+                elif path.stat().st_size != entry["bytes"]:
+                    found.append(f"{entry['path']} has {path.stat().st_size} bytes, expected {entry['bytes']}")
+                elif sha256_file(path) != entry["sha256"]:
+                    found.append(f"{entry['path']} does not match its checksum")
+        return found if listed else ["meta.json lists no files"]
 
     # -- writing ---------------------------------------------------------------------------------
     def write_unit(self, relative: str, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
@@ -243,12 +260,18 @@ def _describe(folder: Path, declared: dict[str, Any], names: list[str]) -> dict[
     return described
 
 
-def _file_entries(files: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for value in files.values():
-        if isinstance(value, list):
-            yield from value
-        elif isinstance(value, dict):
-            yield value
+def _valid_entry(entry: Any) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("path"), str) and bool(entry["path"])
+            and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
+            and not isinstance(entry["bytes"], bool))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _fsync_file(path: Path) -> None:

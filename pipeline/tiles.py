@@ -98,7 +98,9 @@ def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -
             todo = []
             for key in held:
                 i = index[key]
-                (report.cached.append(tile.units[i]) if store.is_done(tile.paths[i], key) else todo.append(i))
+                # verify: the planner sent a corrupt unit here to be re-rendered, not to be called cached
+                done = store.is_done(tile.paths[i], key, verify=True)
+                (report.cached.append(tile.units[i]) if done else todo.append(i))
             remaining = [key for key in remaining if key not in held]
             if todo:
                 _render_and_write(tile, todo, device, store, report)
