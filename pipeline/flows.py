@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -54,26 +54,35 @@ def shared_api_url(spec: RunnerSpec) -> Iterator[None]:
         os.environ.pop("PREFECT_API_URL", None)
 
 
-def make_runner(spec: RunnerSpec):
-    """The Prefect task runner of a job, and the torch threads each of its workers should use."""
+@dataclass(frozen=True)
+class Runner:
+    """A job's Prefect task runner, how many workers it has, and torch threads per worker (0: default)."""
+
+    task_runner: Any
+    workers: int
+    threads: int = 0
+
+
+def make_runner(spec: RunnerSpec) -> Runner:
     if spec.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
         if spec.address:
-            return DaskTaskRunner(address=spec.address), 0
+            return Runner(DaskTaskRunner(address=spec.address), spec.workers or 1)
         if spec.cuda:
-            return DaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster"), 0
+            return Runner(DaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster"), devices.gpu_count() or 1)
         workers = spec.workers or 2
         cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
-        return DaskTaskRunner(cluster_kwargs=cluster), devices.cpu_threads(workers)
+        return Runner(DaskTaskRunner(cluster_kwargs=cluster), workers, devices.cpu_threads(workers))
     if spec.kind == "ray":
         from prefect_ray import RayTaskRunner
 
-        return (RayTaskRunner(address=spec.address) if spec.address else RayTaskRunner()), 0
+        return Runner(RayTaskRunner(address=spec.address) if spec.address else RayTaskRunner(), spec.workers or 1)
     from prefect.task_runners import ThreadPoolTaskRunner
 
     workers = devices.worker_count(spec.workers)
-    return ThreadPoolTaskRunner(max_workers=workers), (0 if devices.gpu_count() else devices.cpu_threads(workers))
+    return Runner(ThreadPoolTaskRunner(max_workers=workers), workers,
+                  0 if devices.gpu_count() else devices.cpu_threads(workers))
 
 
 @task(name="render-tile", task_run_name="{tile.layer} tile {tile.index}", cache_policy=None)
@@ -111,12 +120,15 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
                 len(plan.units) - len(pending), len(pending), len(tiles))
     rendered = failed = 0
     render_s = task_s = 0.0
+    workers = 1
     if tiles:
-        runner, threads = make_runner(spec.runner)
+        runner = make_runner(spec.runner)
+        workers = runner.workers
         retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
         progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
-        with shared_api_url(spec.runner), runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
-            futures = {runner.submit(retrying, {"tile": tile, "threads": threads}): tile for tile in tiles}
+        with shared_api_url(spec.runner), runner.task_runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
+            submit = runner.task_runner.submit
+            futures = {submit(retrying, {"tile": tile, "threads": runner.threads}): tile for tile in tiles}
             for done, future in enumerate(as_completed(list(futures)), start=1):
                 tile = futures[future]
                 future.wait()
@@ -145,7 +157,11 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     summary = {
         "job": job, "units": len(plan.units), "rendered": rendered, "cached": len(plan.units) - len(pending),
         "failed": failed, "tiles": len(tiles), "wall_s": round(wall, 2), "render_s": round(render_s, 2),
-        "task_s": round(task_s, 2), "units_per_s": round(rendered / wall, 3) if wall else 0.0,
+        "task_s": round(task_s, 2),
+        # Flow time not spent inside tile tasks (planning, Prefect's task runs and API calls, manifests),
+        # per tile; exact with one worker, an estimate with several.
+        "overhead_per_tile_s": round((wall - task_s / workers) / len(tiles), 3) if tiles else 0.0,
+        "units_per_s": round(rendered / wall, 3) if wall else 0.0,
         "manifest": str(store.manifest_path(job)),
     }
     create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
