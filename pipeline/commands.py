@@ -182,8 +182,11 @@ def status(args: Namespace) -> int:
 
 
 def verify(args: Namespace) -> int:
+    """Check every unit a job's manifest lists (done, or with a meta.json on disk) against the checksums
+    in its meta.json; print one line per corrupt unit. --repair removes those units and marks them
+    pending in the manifest, so the site shows them as pending and the next run renders them again."""
     from .jobs import load_jobs
-    from .store import Store
+    from .store import Store, now
 
     jobs = load_jobs(args.flows)
     names = [args.job] if args.job else list(jobs)
@@ -192,10 +195,19 @@ def verify(args: Namespace) -> int:
     bad = checked = 0
     for name in names:
         store = Store(jobs[name].store)
+        path = store.manifest_path(name)
         manifest = store.read_manifest(name)
-        if manifest is None:
+        if manifest is None and not path.exists():
             print(f"{name}: no manifest in {jobs[name].store} (never run)")
             continue
+        if not _manifest_is_sound(manifest):
+            bad += 1
+            print(f"{name}: manifest {path} is not valid JSON or not a featvis manifest; "
+                  f"{'removed' if args.repair else '--repair removes it'} (the next run writes it anew)")
+            if args.repair:
+                path.unlink(missing_ok=True)
+            continue
+        repaired = []
         for entry in manifest["units"]:
             if entry["state"] != "done" and not (store.unit_dir(entry["path"]) / "meta.json").exists():
                 continue
@@ -209,9 +221,23 @@ def verify(args: Namespace) -> int:
                 print(f"{name}: {entry['unit']} ({entry['path']}): {'; '.join(problems)}")
                 if args.repair:
                     store.remove_unit(entry["path"])
+                    repaired.append(entry)
+        if repaired:
+            for entry in repaired:
+                entry["state"], entry["error"] = "pending", None
+            states = [entry["state"] for entry in manifest["units"]]
+            manifest["counts"] = {state: states.count(state) for state in ("done", "pending", "failed")}
+            manifest["updated"] = now()
+            store.write_manifest(name, manifest)
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
     print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0
+
+
+def _manifest_is_sound(manifest) -> bool:
+    fields = ("unit", "state", "path", "key")
+    return isinstance(manifest, dict) and isinstance(manifest.get("units"), list) and all(
+        isinstance(entry, dict) and all(isinstance(entry.get(f), str) for f in fields) for entry in manifest["units"])
 
 
 def deploy(args: Namespace) -> int:
