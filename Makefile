@@ -11,7 +11,7 @@ export NO_MKDOCS_2_WARNING ?= true
 
 demo: setup                 ## render the demo atlas and build its gallery into out/site
 	$(BIN)/featvis run demo --site out/site
-	@echo "Open the gallery: $(BIN)/featvis site serve --store store   (or open out/site/index.html)"
+	@echo "Open the gallery: $(BIN)/featvis site serve --no-build   then http://127.0.0.1:8000/"
 
 test: setup browser         ## run the test suite (CPU, embedded model, real Prefect/MkDocs/Chromium)
 	$(BIN)/python -m pytest

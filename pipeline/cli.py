@@ -9,7 +9,8 @@
     featvis site build|serve|publish  the gallery
 
 User errors (unknown model, layer, class, bad flows.yaml...) print one line and exit with status 2,
-before any model is loaded where possible.
+before any model is loaded where possible; an error of the machine (disk full, permission denied) prints
+one line and exits with status 1.
 """
 
 from __future__ import annotations
@@ -74,19 +75,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     for key, value in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
     try:
+        if argv[:1] == ["site"]:  # the gallery has its own parser: featvis site --help
+            from featvis_site.cli import main as site_main
+
+            return site_main(argv[1:])
         from . import commands
 
+        args = _parser().parse_args(argv)
         return getattr(commands, args.command)(args)
     except FeatvisError as error:
-        print(f"featvis: error: {error}", file=sys.stderr)
+        print(f"featvis: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a permission, a path: the machine's state, not a bug
+        print(f"featvis: error: {_one_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("featvis: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(error: BaseException) -> str:
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(error))
 
 
 if __name__ == "__main__":

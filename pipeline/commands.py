@@ -245,8 +245,3 @@ def deploy(args: Namespace) -> int:
 
     return serve_jobs(args.flows, args.job)
 
-
-def site(args: Namespace) -> int:
-    from featvis_site.cli import main as site_main
-
-    return site_main(args.args)
