@@ -10,7 +10,7 @@ export NO_MKDOCS_2_WARNING ?= true
 .PHONY: demo test setup browser clean
 
 demo: setup                 ## render the demo atlas and build its gallery into out/site
-	$(BIN)/featvis run demo --site out/site
+	$(BIN)/featvis run demo
 	@echo "Open the gallery: $(BIN)/featvis site serve --no-build   then http://127.0.0.1:8000/"
 
 test: setup browser         ## run the test suite (CPU, embedded model, real Prefect/MkDocs/Chromium)

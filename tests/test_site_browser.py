@@ -25,7 +25,7 @@ from featvis_site.store_reader import read_store
 from featvis_site.synthetic import SyntheticModel, make_store
 
 pytestmark = pytest.mark.slow
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
@@ -53,12 +53,28 @@ LOAD_ALL_ANIMS = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Atlas, BuildReport]:
+def rendered_store(root: Path) -> Path:
+    """A real store: the tiny job rendered by the pipeline (Prefect flow, featvis_core, media writers)."""
+    from conftest import TINY_JOB
+
+    from pipeline.flows import atlas
+
+    flows = root / "flows.yaml"
+    flows.write_text(TINY_JOB.format(store=root / "store", batch=8, extra="").replace("scores: false", "scores: true"))
+    assert atlas(job="tiny", flows=str(flows))["rendered"] == 7
+    return root / "store"
+
+
+@pytest.fixture(scope="module", params=["synthetic", "rendered"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Atlas, BuildReport]:
     root = tmp_path_factory.mktemp("browser")
+    SHOTS["prefix"] = request.param
     store_env = os.environ.get("FEATVIS_SITE_STORE")
     if store_env:
         store = Path(store_env)
+    elif request.param == "rendered":
+        request.getfixturevalue("prefect_server")
+        store = rendered_store(root)
     else:
         store = make_store(root / "store", [
             SyntheticModel(render={"block1": 6, "block2": 10}, logits=20, other_kinds=True),
@@ -78,7 +94,7 @@ def base_url(built: tuple[Atlas, BuildReport]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+        pytest.fail("needs Debian's chromium at /usr/bin/chromium: run `make browser`")
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
@@ -115,9 +131,12 @@ def page(browser: Any) -> Iterator[Watched]:
     assert watched.problems == [], "\n".join(watched.problems)
 
 
+SHOTS = {"prefix": "synthetic"}  # which store the screenshots show
+
+
 def _shot(page: Any, name: str, **kw: Any) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"site-{name}.png"), **kw)
+    page.screenshot(path=str(ARTIFACTS / f"site-{SHOTS['prefix']}-{name}.png"), **kw)
 
 
 def _grid_pages(atlas: Atlas) -> list[str]:
