@@ -130,9 +130,12 @@ def match_layers(model: Classifier, pattern: str) -> list[LayerInfo]:
     return found
 
 
-def _selector_items(channels: Any) -> str:
+def _selector_items(channels: Any, where: str) -> str:
     items = channels if isinstance(channels, list) else [channels]
-    return ",".join(str(item).strip() for item in items)
+    text = ",".join(str(item).strip() for item in items)
+    if ":" in text:  # would move the layer/channel split of the selector: "blocks.4" + "0:1" -> layer "blocks.4:0"
+        raise FeatvisError(f"{where}: bad channels {text!r}: expected numbers, ranges like 0-7, names or 'all'")
+    return text
 
 
 def expand_units(model: Classifier, job: JobSpec) -> list[Unit]:
@@ -140,10 +143,19 @@ def expand_units(model: Classifier, job: JobSpec) -> list[Unit]:
     units: list[Unit] = []
     for pattern, channels in job.layers.items():
         for layer in match_layers(model, pattern):
-            units += parse_selector(f"{layer.name}:{_selector_items(channels)}", layer.channels, model.class_index)
+            units += _parse(f"{layer.name}:{_selector_items(channels, layer.name)}", layer.channels, model)
     if job.logits is not None:
-        units += parse_selector(f"{LOGITS}:{_selector_items(job.logits)}", len(model.classes), model.class_index)
+        units += _parse(f"{LOGITS}:{_selector_items(job.logits, LOGITS)}", len(model.classes), model)
     return list(dict.fromkeys(units))
+
+
+def _parse(selector: str, count: int, model: Classifier) -> list[Unit]:
+    try:
+        return parse_selector(selector, count, model.class_index)
+    except FeatvisError:
+        raise
+    except ValueError as error:  # e.g. int('²') in a class lookup: still the user's selector at fault
+        raise FeatvisError(f"bad unit selector {selector!r}: {error}") from None
 
 
 def make_plan(job_name: str, job: JobSpec, model: Classifier) -> Plan:
