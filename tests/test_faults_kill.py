@@ -156,13 +156,30 @@ def same_images(store: Path, reference: Path) -> str:
     return f"within {worst}/255"
 
 
+def wait_for_flow(process: subprocess.Popen, store: Path) -> float:
+    """Wait until the run's flow has begun (it writes its first manifest); return the time it did."""
+    marker = store / "manifests" / "tiny.json"
+    before = marker.stat().st_mtime_ns if marker.exists() else 0
+    while process.poll() is None:
+        if marker.exists() and marker.stat().st_mtime_ns != before:
+            break
+        time.sleep(0.05)
+    return time.time()
+
+
+FLOW_SECONDS: list[float] = []  # from the uninterrupted run's first manifest to its last unit: where kills aim
+
+
 @pytest.fixture(scope="module")
 def reference(prefect_server, tmp_path_factory) -> Path:
     """An uninterrupted run of the job: what every interrupted one must end up equal to."""
     folder = tmp_path_factory.mktemp("reference")
     flows = write_job(folder, folder / "store")
-    code, out, err = finish(start(flows))
+    process = start(flows)
+    began = wait_for_flow(process, folder / "store")
+    code, out, err = finish(process)
     assert code == 0, err[-3000:]
+    FLOW_SECONDS.append(max(p.stat().st_mtime for p in (folder / "store").rglob("meta.json")) - began)
     assert f"{UNITS} rendered, 0 cached, 0 failed" in out
     return folder / "store"
 
@@ -193,14 +210,11 @@ class Chain:
         self.after_run(f"FEATVIS_FAULT={fault}", code, err)
 
     def killed_from_outside(self, rng: random.Random) -> None:
-        marker = self.store / "manifests" / "tiny.json"
-        before = marker.stat().st_mtime_ns if marker.exists() else 0
+        """SIGKILL at a random moment while the rest of the job renders and writes (its expected span: the
+        reference run's, for the units still to render; the kill lands within its first 80 %)."""
         process = start(self.flows)
-        while process.poll() is None:  # the flow has begun once it writes its first manifest
-            if marker.exists() and marker.stat().st_mtime_ns != before:
-                break
-            time.sleep(0.05)
-        delay = rng.uniform(0.0, 2.5)
+        wait_for_flow(process, self.store)
+        delay = rng.uniform(0.0, 0.8) * FLOW_SECONDS[0] * (UNITS - len(self.done)) / UNITS
         time.sleep(delay)
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
@@ -231,7 +245,8 @@ def test_killed_runs_resume_without_losing_or_redoing_anything(reference, tmp_pa
 
     rng = random.Random(6)
     for _ in range(3):
-        chain.killed_from_outside(rng)
+        if len(chain.done) < UNITS:
+            chain.killed_from_outside(rng)
 
     code, out, err = finish(start(chain.flows))
     assert code == 0, err[-3000:]
