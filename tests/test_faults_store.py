@@ -236,3 +236,22 @@ def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypa
     monkeypatch.undo()
     assert store.read_manifest("job") == {"units": ["old"]}
     assert sorted(p.name for p in (tmp_path / "manifests").iterdir()) == ["job.json"]
+
+
+@pytest.mark.slow
+def test_disk_full_on_the_command_line_is_one_line(store_copy, capsys, monkeypatch):
+    import pipeline.store as store_module
+
+    store, flows = store_copy
+    before = (store / "manifests" / "tiny.json").read_bytes()
+
+    def full(path, data, fault=""):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(store_module, "write_json_atomic", full)
+    code, _, err = run_cli(capsys, "run", "tiny", "--flows", str(flows))
+    assert code == 1
+    [line] = err.splitlines()
+    assert line.startswith("featvis: error: [Errno 28] No space left on device"), err
+    assert (store / "manifests" / "tiny.json").read_bytes() == before
+    assert hidden(store) == []
