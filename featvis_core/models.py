@@ -123,7 +123,7 @@ class Classifier:
     # -- classes --------------------------------------------------------------------------------
     def class_index(self, label: str | int) -> int:
         """Index of a class given by index or by name (case-insensitive; 'scuba diver')."""
-        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdigit()):
+        if isinstance(label, int) or (isinstance(label, str) and label.strip().isdecimal() and label.isascii()):
             index = int(label)
             if not 0 <= index < len(self.classes):
                 raise FeatvisError(f"class {index} out of range: {self.name} has {len(self.classes)} classes")

@@ -118,6 +118,9 @@ def verify_unit(unit: Unit, root: Path) -> Unit:
         diversity = tuple(
             _verify_file(entry, "diversity", unit_dir, root) for entry in (files.get("diversity") or [])
         )
+        for role, entry in files.items():  # unpublished files too (image.png): a unit is whole or corrupt
+            if role not in verified and role != "diversity":
+                _verify_file(entry, role, unit_dir, root)
     except _Corrupt as exc:
         unit.state, unit.reason = "corrupt", str(exc)
         return unit

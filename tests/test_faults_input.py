@@ -393,8 +393,6 @@ def test_selectors_parse_or_fail_in_one_line(lite0, lite0_layers):
     check()
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="featvis_core bug: Classifier.class_index('²') calls "
-                   "int() on a str.isdigit() string and raises a bare ValueError (the pipeline wraps it, see plan._parse)")
 def test_class_lookup_of_a_non_decimal_digit(lite0):
     from featvis_core.units import parse_selector
 

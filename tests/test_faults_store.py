@@ -111,15 +111,13 @@ def test_verify_names_each_corruption_and_run_rerenders_exactly_those(store_copy
     from featvis_site.build import build_site
     from featvis_site.store_reader import read_store
 
-    # (blocks.4:0's image.png is not a published file: the site's check of it is the xfail test below)
     states = {u.unit: u.state for u in read_store(store).units}
-    assert {u for u, s in states.items() if s == "done"} - {"blocks.4:0"} == {"blocks.4:1", "blocks.10:6"}, states
+    assert {u for u, s in states.items() if s == "done"} == {"blocks.4:1", "blocks.10:6"}, states
     report = build_site(store, tmp_path / "site")
     for unit, path in where.items():
         published = (tmp_path / "site" / "media" / path).exists()
-        if unit != "blocks.4:0":
-            assert published == (unit not in CORRUPTIONS), f"{unit}: published={published}"
-    assert report.published in (2, 3)
+        assert published == (unit not in CORRUPTIONS), f"{unit}: published={published}"
+    assert report.published == 2
 
     code, lines, err = run_cli(capsys, "run", "tiny", "--flows", str(flows))
     assert code == 0, err
@@ -132,8 +130,6 @@ def test_verify_names_each_corruption_and_run_rerenders_exactly_those(store_copy
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="site/verify.py checks only the files the site publishes (webp, mp4): a unit "
-                   "whose image.png fails its checksum is still published, though STORE.md calls it corrupt")
 def test_site_does_not_publish_a_unit_whose_png_fails_its_checksum(store_copy):
     from featvis_site.store_reader import read_store
 
