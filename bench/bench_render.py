@@ -32,7 +32,7 @@ from featvis_core.media import contact_sheet
 from featvis_core.scores import class_rates
 from featvis_core.units import LOGITS
 
-from .common import Machine, activation, matmul_peak, models, step_flops, unit_sets
+from .common import Machine, activation, matmul_peak, model as load_bench_model, step_flops, transfer_model, unit_sets
 from .peers import Run, run_featvis, run_lucent, run_seed000
 
 warnings.filterwarnings("ignore")
@@ -43,6 +43,8 @@ METHODS = {
     "lucent": (lambda m, u, size, steps: run_lucent(m, u, size, steps), True),
     "seed000": (lambda m, u, size, steps: run_seed000(m, u, size, steps), True),
     "featvis-lucid": (lambda m, u, size, steps: run_featvis(m, u, "lucid", size, steps), True),
+    # Lucent's settings, but the model sees the padded 152 px canvas as is instead of upsampled to 224.
+    "featvis-lucid-native": (lambda m, u, size, steps: run_featvis(m, u, "lucid", size, steps, augment={"output": None}), True),
     "featvis-fast": (lambda m, u, size, steps: run_featvis(m, u, "fast", None, None), False),
 }
 
@@ -59,7 +61,8 @@ def settings(args) -> dict:
 
 # -- quality (and wall-clock of whole runs) ----------------------------------------------------------------
 def quality(args, out: Path) -> dict:
-    model, transfer = models()
+    model = load_bench_model()
+    transfer = transfer_model() if LOGITS in args.sets.split(",") else None
     conf = settings(args)
     sets = unit_sets(conf["units"])
     table: dict = {}
@@ -68,14 +71,15 @@ def quality(args, out: Path) -> dict:
         rows = table.setdefault(set_name, {"units": [u.spec for u in units], "methods": {}})
         for method in args.methods.split(","):
             runner, equal = METHODS[method]
+            mine = units if method.startswith("featvis") else units[: args.peer_units or len(units)]
             load = Machine.now().load
             began_cpu = time.process_time()
-            run: Run = runner(model, units, conf["size"], conf["steps"])
+            run: Run = runner(model, mine, conf["size"], conf["steps"])
             cpu = time.process_time() - began_cpu
-            row = describe(run, units, model, transfer, equal, cpu, load)
+            row = describe(run, mine, model, transfer, equal, cpu, load)
             rows["methods"][method] = row
             sheet = contact_sheet(list(run.images), columns=8, size=96,
-                                  labels=[_label(model, u) for u in units])
+                                  labels=[_label(model, u) for u in mine])
             (out / "sheets").mkdir(parents=True, exist_ok=True)
             sheet.save(out / "sheets" / f"{set_name}_{method}.png")
             print(f"{set_name:9s} {method:14s} {json.dumps(row)}", flush=True)
@@ -112,7 +116,7 @@ def describe(run: Run, units, model, transfer, equal: bool, cpu: float, load) ->
 def speed(args, out: Path) -> dict:
     """Seconds per unit-step of each method at equal size, each method in turn for several rounds.
     Per-unit figures for a full run follow as steps x seconds per unit-step."""
-    model, _ = models()
+    model = load_bench_model()
     conf = settings(args)
     probe = args.probe_steps
     results: dict = {"probe_steps": probe, "rounds": args.rounds, "sets": {}}
@@ -169,7 +173,7 @@ def machine_limit(model, conf, results) -> dict:
 def scaling(args, out: Path) -> dict:
     """Median seconds per optimiser step of featvis on blocks.10 for growing batches (128 px image, model
     input 224 as Lucent) and growing image sizes (batch 16, the model sees the image at its own size)."""
-    model, _ = models()
+    model = load_bench_model()
     units = unit_sets(64)["blocks.10"]
     result: dict = {"batch": {}, "size": {}}
     base = preset("lucid", frames=2)
@@ -232,15 +236,16 @@ def markdown(data: dict) -> str:
         lines.append("")
     if "quality" in data:
         lines += ["### Whole runs: quality at equal budget, and wall clock", f"`{data['commands']['quality']}`", "",
-                  "| set | method | steps | s / unit | units/min | act. mean | act. median | mean / Lucent | self top-1 | lite1 top-1 | lite1 top-5 |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| set | method | units | steps | s / unit | units/min | act. mean | act. median | mean / Lucent (same units) | self top-1 | lite1 top-1 | lite1 top-5 |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for set_name, block in data["quality"].items():
             rows = block["methods"]
-            ref = rows.get("lucent", {}).get("activation_mean")
+            ref = rows.get("lucent", {}).get("activation")
             for m, r in rows.items():
-                ratio = f"{r['activation_mean'] / ref:.2f}" if ref else ""
                 n = len(r["activation"])
-                lines.append(f"| {set_name} | {m} | {r['steps']} | {r['seconds'] / n:.2f} | {r['units_per_min']} | "
+                common = min(n, len(ref or []))  # peers may render only the first units (--peer-units)
+                ratio = f"{statistics.mean(r['activation'][:common]) / statistics.mean(ref[:common]):.2f}" if ref else ""
+                lines.append(f"| {set_name} | {m} | {n} | {r['steps']} | {r['seconds'] / n:.2f} | {r['units_per_min']} | "
                              f"{r['activation_mean']} | {r['activation_median']} | {ratio} | {r.get('self_top1', '')} | "
                              f"{r.get('lite1_top1', '')} | {r.get('lite1_top5', '')} |")
         lines += ["", "Units: " + "; ".join(f"{k}: {', '.join(v['units'])}" for k, v in data["quality"].items()), ""]
@@ -262,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--units", type=int, help="units per set (default 16, quick 4)")
     parser.add_argument("--steps", type=int, help="steps for equal-settings methods (default 512, quick 64)")
     parser.add_argument("--size", type=int, default=128, help="image size in px (Lucent's 128)")
+    parser.add_argument("--peer-units", type=int, help="peers (one call per unit) render only the first N units")
     parser.add_argument("--sets", default="blocks.10,blocks.4,logits")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--probe-steps", type=int, default=12, help="steps per speed-probe run")

@@ -39,8 +39,13 @@ def unit_sets(count: int) -> dict[str, list[Unit]]:
     }
 
 
-def models() -> tuple[Classifier, Classifier]:
-    return load_model(MODEL), load_model(TRANSFER)
+def model() -> Classifier:
+    return load_model(MODEL)
+
+
+def transfer_model() -> Classifier:
+    """The second, independently trained model of the transfer scores (loaded only for logits)."""
+    return load_model(TRANSFER)
 
 
 @torch.no_grad()

@@ -114,16 +114,22 @@ def agrees(original: nn.Module, fused: nn.Module, paths: Sequence[str], size: in
     return True
 
 
-def render_network(owner: object, module: nn.Module, keep: Sequence[str], size: int) -> nn.Module:
-    """The fused copy of `module` for rendering (cached per owner and kept layers), or `module` itself
-    when folding would change an output."""
+def render_network(owner: object, module: nn.Module, keep: Sequence[str], size: int,
+                   dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The fused copy of `module` for rendering (cached per owner, kept layers and dtype), or `module`
+    itself when folding would change an output. A bf16 copy spares autocast re-casting every weight at
+    every step."""
     keep = tuple(sorted(p for p in keep if p))
     device = next(module.parameters()).device
     cache = _CACHE.setdefault(owner, {})
-    key = (keep, str(device), id(module))
+    key = (keep, str(device), id(module), dtype)
     if key not in cache:
         fused = fused_copy(module, keep, size)
-        cache[key] = fused if agrees(module, fused, keep, size) else module
+        if not agrees(module, fused, keep, size):
+            fused = module
+        elif dtype != torch.float32:
+            fused = fused.to(dtype)
+        cache[key] = fused
     return cache[key]
 
 

@@ -79,6 +79,16 @@ def regularisers(images: torch.Tensor, config: RenderConfig) -> torch.Tensor:
     return penalty
 
 
+def plateau_update(loss: torch.Tensor, reference: torch.Tensor, improved_at: torch.Tensor, step: int,
+                   tolerance: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
+    """Early-stop bookkeeping per image: it improves when its loss beats its reference level by
+    `tolerance` (relative). Losses on random augmented views are noisy, so counting any new best would
+    keep every run alive by chance; a NaN loss never improves."""
+    better = ~torch.isfinite(reference) | (loss < reference - tolerance * reference.abs())
+    better = better & torch.isfinite(loss)
+    return torch.where(better, loss, reference), torch.where(better, step, improved_at)
+
+
 def to_frames(images: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 3, h, w) in [0, 1] -> (B, size, size, 3) uint8, resized so every frame has the final size."""
     if images.shape[-1] != size:
@@ -143,18 +153,19 @@ def render(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     dead_at = torch.full((batch,), -1, dtype=torch.long, device=device)
     frames: list[torch.Tensor] = []
-    net = render_network(model, model.module, [target, div_layer], model.input_size)
     bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bfloat16(device))
+    net = render_network(model, model.module, [target, div_layer], model.input_size,
+                         torch.bfloat16 if bf16 else torch.float32)
     centred = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
-                      fill=config.augment.fill, output=config.augment.output)
+                      fill=config.augment.fill, output=config.augment.output, zoom=config.augment.zoom)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
 
     with capture(net, [target, div_layer], logits, model.input_size) as run:
 
         def scores_of(images: torch.Tensor) -> torch.Tensor:
-            """Activation on the centred view: the training canvas (pad, output size), no randomness, fp32."""
-            with torch.no_grad():
+            """Activation on the centred view: the training canvas (pad, output size), no randomness."""
+            with torch.no_grad(), autocast:
                 inputs = augment(images, uniforms[0][::views], centred)
                 outputs = run(_model_input(model, inputs, config.augment.output))
             return unit_scores(outputs[target or ""], targets)
@@ -169,7 +180,8 @@ def render(
                 if schedule.blur:
                     param.set_linear(gaussian_blur(param.linear(), schedule.blur, 5))
             optimizer = make_optimizer(config.optimizer, param.parameters(), config.lr)
-            improved_at = torch.zeros(batch, dtype=torch.long, device=device)
+            improved_at = torch.full((batch,), step, dtype=torch.long, device=device)
+            plateau = torch.full((batch,), math.inf, device=device)
             for _ in range(schedule.every):
                 images = param()
                 inputs = augment(images, uniforms[step], config.augment)
@@ -192,10 +204,11 @@ def render(
                 optimizer.step()
                 param.project()
                 history[step], losses[step] = score.detach(), loss.detach()
+                if stage == last:
+                    plateau, improved_at = plateau_update(loss.detach(), plateau, improved_at, step)
                 if config.best and stage == last:
                     better = loss.detach() < best_loss
                     best_loss = torch.where(better, loss.detach(), best_loss)
-                    improved_at = torch.where(better, step, improved_at)
                     keep = better.view(-1, 1, 1, 1)
                     best_image = images.detach() if best_image is None else torch.where(keep, images.detach(), best_image)
                 if config.blur_every and (step + 1) % config.blur_every == 0:

@@ -37,6 +37,8 @@ class Augment:
     scale: zoom range; rotate: maximum angle in degrees;
     brightness, contrast, saturation: maximum relative change (0.02 -> factor 0.98..1.02); hue: turns;
     output: resample the model input to this many pixels (Lucent feeds 224 px whatever the image size);
+    zoom: without `output`, resample the model input to zoom x the padded canvas (so the magnification,
+    not the pixel count, stays the same when the image size changes);
     copies: augmented views of each image per step (MACO averages several crops).
     """
 
@@ -52,6 +54,11 @@ class Augment:
     fill: float = 0.5
     output: int | None = None
     copies: int = 1
+    zoom: float = 1.0
+
+    def model_size(self, size: int) -> int:
+        """Side of the model input for an image of `size` px."""
+        return self.output or round((size + 2 * self.pad) * self.zoom)
 
 
 def draws(generators: Sequence[torch.Generator], steps: int, copies: int, device=None) -> torch.Tensor:
@@ -113,9 +120,9 @@ def augment(images: torch.Tensor, u: torch.Tensor, aug: Augment) -> torch.Tensor
         mean = torch.einsum("c,nchw->n", _GREY.to(images), images)[:, None, None, None] / (size * size)
         images = factor * images + (1 - factor) * mean
     geometric = aug.pad or aug.jitter or aug.jitter_after or aug.rotate or aug.scale != (1.0, 1.0)
-    if not geometric and aug.output in (None, size):
+    out = aug.model_size(size)
+    if not geometric and out == size:
         return images
-    out = aug.output or size + 2 * aug.pad
     theta = affine_theta(u, size, aug).to(images.dtype)
     grid = F.affine_grid(theta, [n, 3, out, out], align_corners=False)
     return F.grid_sample(images - aug.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + aug.fill
