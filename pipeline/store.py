@@ -40,7 +40,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk (a rename is only durable once its folder is)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -155,10 +156,10 @@ class Store:
             names = sorted(p.relative_to(temporary).as_posix() for p in temporary.rglob("*") if p.is_file())
             meta["files"] = _describe(temporary, meta.get("files", {}), names)
             for name in names:
-                _fsync_file(temporary / name)
+                _fsync(temporary / name)
             faults.hit("unit-files")
             write_json_atomic(temporary / META, meta)
-            _fsync_dir(temporary)
+            _fsync(temporary)
             faults.hit("unit-rename")
             self._replace(temporary, final)
         except BaseException:
@@ -176,7 +177,7 @@ class Store:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.rename(temporary, final)
-        _fsync_dir(final.parent)
+        _fsync(final.parent)
 
     def remove_unit(self, relative: str) -> None:
         folder = self.unit_dir(relative)
@@ -272,14 +273,6 @@ def _inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(pid: str) -> bool:
