@@ -65,7 +65,7 @@ def quality(args, out: Path) -> dict:
     transfer = transfer_model() if LOGITS in args.sets.split(",") else None
     conf = settings(args)
     sets = unit_sets(conf["units"])
-    table: dict = {}
+    table = _load(out).get("quality", {})  # runs of other sets or methods in the same folder are kept
     for set_name in args.sets.split(","):
         units = sets[set_name]
         rows = table.setdefault(set_name, {"units": [u.spec for u in units], "methods": {}})
@@ -83,7 +83,7 @@ def quality(args, out: Path) -> dict:
             (out / "sheets").mkdir(parents=True, exist_ok=True)
             sheet.save(out / "sheets" / f"{set_name}_{method}.png")
             print(f"{set_name:9s} {method:14s} {json.dumps(row)}", flush=True)
-            _save(out, "quality", table, conf)
+            _save(out, "quality", table, conf, (set_name,))
     return table
 
 
@@ -177,11 +177,11 @@ def scaling(args, out: Path) -> dict:
     units = unit_sets(64)["blocks.10"]
     result: dict = {"batch": {}, "size": {}}
     base = preset("lucid", frames=2)
-    for batch in (1, 2, 4, 8, 16, 32, 64):
+    for batch in args.batches:
         s = _step_seconds(model, units[:batch], base.replace(steps=args.probe_steps))
         result["batch"][batch] = {"step_ms": round(1000 * s, 1), "image_step_ms": round(1000 * s / batch, 2)}
         print("batch", batch, result["batch"][batch], flush=True)
-    for size in (64, 96, 128, 160, 224, 320):
+    for size in args.sizes:
         config = base.replace(size=size, steps=args.probe_steps, augment={"output": None})
         s = _step_seconds(model, units[:16], config)
         result["size"][size] = {"step_ms": round(1000 * s, 1), "image_step_ms": round(1000 * s / 16, 2)}
@@ -197,12 +197,23 @@ def _step_seconds(model, units, config) -> float:
 
 
 # -- output ---------------------------------------------------------------------------------------------------
-def _save(out: Path, part: str, data, conf) -> None:
+def _load(out: Path) -> dict:
+    path = out / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save(out: Path, part: str, data, conf, sets: tuple[str, ...] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
-    everything = json.loads(path.read_text()) if path.exists() else {}
+    everything = _load(out)
     everything[part] = data
-    everything.setdefault("commands", {})[part] = "python -m bench.bench_render " + " ".join(map(shlex.quote, sys.argv[1:]))
+    command = "python -m bench.bench_render " + " ".join(map(shlex.quote, sys.argv[1:]))
+    commands = everything.setdefault("commands", {})
+    for set_name in sets:  # quality: a set's rows may come from several runs, each command is kept
+        runs = commands.setdefault(f"quality {set_name}", [])
+        if command not in runs:
+            runs.append(command)
+    commands[part] = command
     everything["machine"] = Machine.now().__dict__
     everything["settings"] = conf
     path.write_text(json.dumps(everything, indent=1))
@@ -235,7 +246,10 @@ def markdown(data: dict) -> str:
                                  f"{r['of_fp32_matmul']} | {r['of_bf16_matmul']} |")
         lines.append("")
     if "quality" in data:
-        lines += ["### Whole runs: quality at equal budget, and wall clock", f"`{data['commands']['quality']}`", "",
+        lines += ["### Whole runs: quality at equal budget, and wall clock", ""]
+        lines += [f"- {key}: " + ", ".join(f"`{c}`" for c in runs)
+                  for key, runs in data["commands"].items() if key.startswith("quality ")]
+        lines += ["",
                   "| set | method | units | steps | s / unit | units/min | act. mean | act. median | mean / Lucent (same units) | self top-1 | lite1 top-1 | lite1 top-5 |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for set_name, block in data["quality"].items():
@@ -260,9 +274,26 @@ def markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(out: Path, sources: list[Path]) -> None:
+    """Fold the quality rows and commands of other result folders (runs done in parallel) into `out`."""
+    everything = _load(out)
+    for source in sources:
+        other = _load(source)
+        for set_name, block in other.get("quality", {}).items():
+            mine = everything.setdefault("quality", {}).setdefault(set_name, {"units": block["units"], "methods": {}})
+            mine["methods"].update(block["methods"])
+        for key, runs in other.get("commands", {}).items():
+            if key.startswith("quality "):
+                everything.setdefault("commands", {}).setdefault(key, []).extend(
+                    f"{c} (results merged from {source.name})" for c in runs)
+    (out / "results.json").write_text(json.dumps(everything, indent=1))
+    (out / "table.md").write_text(markdown(everything))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["quality", "speed", "scaling", "all"])
+    parser.add_argument("what", choices=["quality", "speed", "scaling", "all", "merge"])
+    parser.add_argument("sources", nargs="*", type=Path, help="merge: result folders to fold into --out")
     parser.add_argument("--quick", action="store_true", help="4 units per set, 64 steps")
     parser.add_argument("--units", type=int, help="units per set (default 16, quick 4)")
     parser.add_argument("--steps", type=int, help="steps for equal-settings methods (default 512, quick 64)")
@@ -272,9 +303,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--probe-steps", type=int, default=12, help="steps per speed-probe run")
     parser.add_argument("--rounds", type=int, default=3, help="speed-probe rounds")
+    parser.add_argument("--batches", type=lambda v: [int(x) for x in v.split(",")], default=[1, 2, 4, 8, 16, 32],
+                        help="scaling: batch sizes")
+    parser.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[64, 96, 128, 160, 224],
+                        help="scaling: image sizes")
     parser.add_argument("--out", type=Path, help="results folder (default bench/results/<quick|full>)")
     args = parser.parse_args(argv)
     out = args.out or RESULTS / settings(args)["mode"]
+    if args.what == "merge":
+        merge(out, args.sources)
+        print((out / "table.md").read_text())
+        return
     parts = ["speed", "scaling", "quality"] if args.what == "all" else [args.what]
     for part in parts:
         {"quality": quality, "speed": speed, "scaling": scaling}[part](args, out)

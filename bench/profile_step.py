@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import statistics
 import time
 import warnings
 
 from torch.profiler import ProfilerActivity, profile
 
-import featvis_core.render as render_module
 from featvis_core import preset, render
+
+render_module = importlib.import_module("featvis_core.render")  # the package's `render` is the function
 
 from .common import model as load_bench_model, unit_sets
 
