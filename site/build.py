@@ -185,8 +185,8 @@ def build_site(
     t0 = time.perf_counter()
     atlas = read_store(store)
     timings["read"] = time.perf_counter() - t0
-    out = Path(out)
-    work = Path(work) if work else out.parent / f"{out.name}-src"
+    out = Path(out).absolute()  # MkDocs reads paths relative to its config file, which lives in `work`
+    work = Path(work).absolute() if work else out.parent / f"{out.name}-src"
     _guard(out, "output folder", atlas.root)
     _guard(work, "work folder", atlas.root)
     if out.resolve() == work.resolve():

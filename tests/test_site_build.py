@@ -205,3 +205,12 @@ def test_copies_when_hard_links_are_impossible_and_site_url_prefix(store: Path, 
     assert thumb.stat().st_nlink == 1  # a copy, not a link into the store
     assert '<link rel="canonical" href="https://example.github.io/atlas/' in _html(report, "models/toynet")
     assert check_site(report.site_dir, "https://example.github.io/atlas/") == []
+
+
+def test_relative_paths_build_like_the_cli_passes_them(store: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # `featvis run demo` hands the builder "out/site": MkDocs resolves paths against its config file
+    shutil.copytree(store, tmp_path / "store")
+    monkeypatch.chdir(tmp_path)
+    report = build_site("store", "out/site")
+    assert (tmp_path / "out" / "site" / "index.html").exists() and report.published > 0
