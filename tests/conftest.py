@@ -20,10 +20,10 @@ def lite0():
 
 @pytest.fixture(scope="session")
 def tiny():
-    """A render config small enough for CPU tests: 48 px, 24 steps, few frames."""
+    """A render config small enough for CPU tests: 48 px, 24 steps, few frames, no magnification."""
     from featvis_core import preset
 
-    return preset("fast", size=48, steps=24, frames=6, lr=0.1)
+    return preset("fast", size=48, steps=24, frames=6, lr=0.1, augment={"zoom": 1.0})
 
 
 import socket
@@ -91,7 +91,7 @@ TINY_JOB = """
 defaults:
   store: {store}
   preset: fast
-  overrides: {{size: 48, steps: 8, frames: 4}}
+  overrides: {{size: 48, steps: 8, frames: 4, augment: {{zoom: 1.0}}}}
   batch: {batch}
   retries: 0
 jobs:
