@@ -204,7 +204,7 @@ def render(
                 optimizer.step()
                 param.project()
                 history[step], losses[step] = score.detach(), loss.detach()
-                if stage == last:
+                if config.early_stop and stage == last:
                     plateau, improved_at = plateau_update(loss.detach(), plateau, improved_at, step)
                 if config.best and stage == last:
                     better = loss.detach() < best_loss
