@@ -3,7 +3,8 @@
 In eval mode a BatchNorm2d is a per-channel affine map, so a convolution followed by it is one
 convolution with rescaled weights and a bias. Folding it removes the batch-norm forward *and* backward, a
 quarter of a CPU step on EfficientNet (bench/README.md). A symmetric ZeroPad2d run inside a convolution
-(TensorFlow-style "same" padding) becomes the convolution's own padding, which saves a copy each way.
+(TensorFlow-style "same" padding, one-sided for stride 2) becomes the convolution's own padding, which
+saves a copy each way.
 
 Pairs are found from one probe forward pass (a BN whose input *is* a conv's output tensor), so this works
 for any module tree without tracing. The copy keeps every module path, so hooks by name still work; the
@@ -19,6 +20,7 @@ from typing import Sequence
 
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 _CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
@@ -63,15 +65,63 @@ def fold_batchnorm(module: nn.Module, pairs: Sequence[tuple[str, str]]) -> None:
 
 
 def fold_padding(module: nn.Module, keep: Sequence[str] = ()) -> None:
-    """In place: a conv's symmetric ZeroPad2d child becomes the conv's own padding."""
+    """In place: a conv's ZeroPad2d child becomes the conv's own (symmetric) padding.
+
+    TensorFlow "same" padding of a stride-2 conv is one-sided, e.g. (0, 1). Padding (l, r) is exact as
+    symmetric padding max(l, r) with the kernel widened by one zero tap on the less padded side: every
+    output reads the same input pixels with the same weights (and their count is unchanged). That
+    removes a pad copy each way, and oneDNN's strided depthwise kernels are much faster on the unpadded
+    even-sized input (bench/README.md)."""
     for path, conv in list(module.named_modules()):
         if not isinstance(conv, nn.Conv2d) or conv.padding_mode != "zeros" or tuple(conv.padding) != (0, 0):
             continue
+        if tuple(conv.dilation) != (1, 1):
+            continue
         for name, child in list(conv.named_children()):
-            pads = getattr(child, "padding", None)
-            if isinstance(child, nn.ZeroPad2d) and len(set(pads)) == 1 and f"{path}.{name}".lstrip(".") not in keep:
-                conv.padding = (pads[0], pads[0])
-                setattr(conv, name, nn.Identity())
+            if not isinstance(child, nn.ZeroPad2d) or f"{path}.{name}".lstrip(".") in keep:
+                continue
+            left, right, top, bottom = child.padding
+            if abs(left - right) > 1 or abs(top - bottom) > 1 or min(child.padding) < 0:
+                continue
+            taps = (int(left < right), int(right < left), int(top < bottom), int(bottom < top))
+            if any(taps):
+                conv.weight = nn.Parameter(F.pad(conv.weight.detach(), taps), requires_grad=False)
+                conv.kernel_size = tuple(conv.weight.shape[-2:])
+            conv.padding = (max(top, bottom), max(left, right))
+            setattr(conv, name, nn.Identity())
+
+
+class Float32Conv2d(nn.Conv2d):
+    """A convolution that runs in fp32 even under bf16 autocast (its stored weights may be bf16).
+
+    On CPU, oneDNN's bf16 backward of a *strided depthwise* convolution is 5-10x slower than fp32 (bench/
+    README.md), while bf16 pays everywhere else; these few layers stay in fp32."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.float()
+        with torch.autocast(x.device.type, enabled=False):
+            return self._conv_forward(x.float(), self.weight.float(), bias)
+
+
+def strided_depthwise_in_fp32(module: nn.Module, keep: Sequence[str] = ()) -> None:
+    """In place: strided depthwise convs (already padding-folded, plain forward) become Float32Conv2d."""
+    for path, conv in list(module.named_modules()):
+        plain = isinstance(conv, nn.Conv2d) and all(isinstance(c, nn.Identity) for c in conv.children())
+        if not plain or path in keep or conv.groups == 1 or conv.groups != conv.in_channels:
+            continue
+        if max(conv.stride) == 1 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+            continue
+        if type(conv).forward is not nn.Conv2d.forward and not _static_same(conv):
+            continue  # a subclass with its own forward we do not know
+        new = Float32Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, conv.bias is not None, device=conv.weight.device)
+        new.weight, new.bias = conv.weight, conv.bias
+        _replace(module, path, new.eval().requires_grad_(False))
+
+
+def _static_same(conv: nn.Conv2d) -> bool:
+    """efficientnet_pytorch's Conv2dStaticSamePadding: pad child (folded to Identity), then F.conv2d."""
+    return type(conv).__name__ == "Conv2dStaticSamePadding"
 
 
 def _replace(module: nn.Module, path: str, new: nn.Module) -> None:
@@ -79,7 +129,7 @@ def _replace(module: nn.Module, path: str, new: nn.Module) -> None:
     setattr(module.get_submodule(parent) if parent else module, name, new)
 
 
-def fused_copy(module: nn.Module, keep: Sequence[str], size: int) -> nn.Module:
+def fused_copy(module: nn.Module, keep: Sequence[str], size: int, fp32_strided_depthwise: bool = False) -> nn.Module:
     """A deep copy with batch norm and padding folded, leaving the outputs of `keep` unchanged."""
     device = next(module.parameters()).device
     fused = copy.deepcopy(module)
@@ -87,6 +137,8 @@ def fused_copy(module: nn.Module, keep: Sequence[str], size: int) -> nn.Module:
     pairs = [(c, b) for c, b in conv_bn_pairs(fused, probe) if c not in keep]
     fold_batchnorm(fused, pairs)
     fold_padding(fused, keep)
+    if fp32_strided_depthwise:
+        strided_depthwise_in_fp32(fused, keep)
     return fused.eval().requires_grad_(False)
 
 
@@ -124,7 +176,7 @@ def render_network(owner: object, module: nn.Module, keep: Sequence[str], size: 
     cache = _CACHE.setdefault(owner, {})
     key = (keep, str(device), id(module), dtype)
     if key not in cache:
-        fused = fused_copy(module, keep, size)
+        fused = fused_copy(module, keep, size, fp32_strided_depthwise=dtype != torch.float32 and device.type == "cpu")
         if not agrees(module, fused, keep, size):
             fused = module
         elif dtype != torch.float32:

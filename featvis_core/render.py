@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .config import RenderConfig
 from .errors import FeatvisError
 from .fastnet import fast_bfloat16, render_network
+from .hostmem import keep_freed_memory
 from .models import Classifier
 from .objectives import Targets, diversity, unit_scores
 from .param import ImageParam, make_param
@@ -134,6 +135,8 @@ def render(
     if device is not None and torch.device(device) != model.device:
         model.to(device)
     device = model.device
+    if device.type == "cpu":
+        keep_freed_memory()
     logits = layer == LOGITS
     target = None if logits else model.resolve_layer(layer)
     copies, views = config.diversity, config.augment.copies
