@@ -45,6 +45,8 @@ METHODS = {
     "featvis-lucid": (lambda m, u, size, steps: run_featvis(m, u, "lucid", size, steps), True),
     # Lucent's settings, but the model sees the padded 152 px canvas as is instead of upsampled to 224.
     "featvis-lucid-native": (lambda m, u, size, steps: run_featvis(m, u, "lucid", size, steps, augment={"output": None}), True),
+    # Lucent's settings; the first 7/8 of the steps see a random 128 px window of the 224 px view.
+    "featvis-lucid-crop": (lambda m, u, size, steps: run_featvis(m, u, "lucid-crop", size, steps), True),
     "featvis-fast": (lambda m, u, size, steps: run_featvis(m, u, "fast", None, None), False),
 }
 
@@ -113,6 +115,20 @@ def describe(run: Run, units, model, transfer, equal: bool, cpu: float, load) ->
 
 
 # -- interleaved speed probe, FLOP/s and machine limit --------------------------------------------------
+def probe_seconds(method: str, model, batch, conf: dict, probe: int) -> float:
+    """Seconds per unit-step of one short burst. A run with a crop phase is two kinds of step, so both
+    are timed and weighted by their share of a full run (a short burst would be all crop steps)."""
+    if method == "featvis-fast":
+        return run_featvis(model, batch, "fast", None, probe).unit_step_seconds()
+    if method == "featvis-lucid-crop":
+        share = preset("lucid-crop").crop_share
+        crop, whole = (run_featvis(model, batch, "lucid-crop", conf["size"], probe, crop_share=s).unit_step_seconds()
+                       for s in (1.0, 0.0))
+        return share * crop + (1 - share) * whole
+    runner, _equal = METHODS[method]
+    return runner(model, batch, conf["size"], probe).unit_step_seconds()
+
+
 def speed(args, out: Path) -> dict:
     """Seconds per unit-step of each method at equal size, each method in turn for several rounds.
     Per-unit figures for a full run follow as steps x seconds per unit-step."""
@@ -125,13 +141,8 @@ def speed(args, out: Path) -> dict:
         timings: dict[str, list[float]] = {}
         for _ in range(args.rounds):
             for method in args.methods.split(","):
-                runner, _equal = METHODS[method]
                 batch = units if method.startswith("featvis") else units[:1]
-                if method == "featvis-fast":
-                    run = run_featvis(model, batch, "fast", None, probe)
-                else:
-                    run = runner(model, batch, conf["size"], probe)
-                timings.setdefault(method, []).append(run.unit_step_seconds())
+                timings.setdefault(method, []).append(probe_seconds(method, model, batch, conf, probe))
         per = {m: statistics.median(t) for m, t in timings.items()}
         steps = {m: (preset("fast").total_steps if m == "featvis-fast" else conf["steps"]) for m in per}
         rows = {}

@@ -15,7 +15,7 @@ from .transforms import Augment
 from .units import Kind, Unit
 
 __version__ = "0.1.0"
-RENDERER_VERSION = "2"  # bump when a change alters rendered pixels: invalidates every cached unit (2: folded bf16 network)
+RENDERER_VERSION = "3"  # bump when a change alters rendered pixels: invalidates every cached unit (3: 12 draws per step, one-sided padding folded)
 
 __all__ = [
     "Augment", "Classifier", "FeatvisError", "Kind", "LayerInfo", "PRESETS", "RENDERER_VERSION",

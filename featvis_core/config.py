@@ -46,6 +46,8 @@ class RenderConfig:
     diversity_weight: float = 10.0
     frames: int = 48  # animation frames captured over the run (evenly spaced)
     animation_size: int = 256  # cap on the animation's side in pixels
+    crop: int | None = None  # first `crop_share` of steps: the model sees random crop x crop px windows
+    crop_share: float = 0.875  # of its input view (same magnification, fewer pixels; see render.py)
     early_stop: int = 0  # stop when no image improved its best for this many steps (0: never)
     precision: str = "auto"  # auto (bf16 where the hardware has fast bf16) | fp32 | bf16
     seed: int = 0
@@ -60,6 +62,8 @@ class RenderConfig:
             (self.diversity >= 1, f"diversity must be at least 1, got {self.diversity}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not {self.precision!r}"),
             (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
+            (self.crop is None or self.crop >= 8, f"crop must be at least 8 px, got {self.crop}"),
+            (0.0 <= self.crop_share <= 1.0, f"crop_share must be in [0, 1], got {self.crop_share}"),
             (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
         ]
         for ok, message in checks:
@@ -115,6 +119,10 @@ class RenderConfig:
 PRESETS: dict[str, RenderConfig] = {
     # Lucid / Lucent's render_vis: fft + decorrelation, 128 px, Adam 0.05, 512 steps, model sees 224 px.
     "lucid": RenderConfig(augment=dataclasses.replace(LUCID_AUGMENT, output=224)),
+    # Lucent's recipe and settings, but for the first 7/8 of the steps the model sees a random 128 px window
+    # of its 224 px view instead of all of it: 1/3 of the pixels at the same magnification
+    # (bench/README.md: same activation, 2.3x the speed).
+    "lucid-crop": RenderConfig(augment=dataclasses.replace(LUCID_AUGMENT, output=224), crop=128),
     # Seed 000: grey-initialised pixels, SGD 1.5, L2 0.05, colour jitter + affine, blur every 10 steps.
     "seed-000": RenderConfig(
         param="pixel", size=224, steps=200, optimizer="sgd", lr=1.5, l2=0.05,

@@ -9,10 +9,16 @@ Speed comes by construction: the forward stops at the target layer, runs on a co
 batch norm folded into the convolutions (fastnet.py), weights are frozen, inputs are channels_last, the
 steps run in bf16 autocast where the hardware has fast bf16 (CUDA, or a CPU with AMX / AVX512-BF16), and
 the loop never copies to the host (histories and frames stay on the device until the end).
+
+Optionally (`RenderConfig.crop`), most steps show the model only a random window of its input view, at
+the same magnification: a step costs the window's share of the pixels, features keep their scale, the
+windows wander over the whole image, and the last steps see the whole view again so the composition and
+the best-image choice are made on what the final image is judged on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -97,9 +103,8 @@ def to_frames(images: torch.Tensor, size: int) -> torch.Tensor:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def _model_input(model: Classifier, images: torch.Tensor, output: int | None) -> torch.Tensor:
-    if output and images.shape[-1] != output:
-        images = F.interpolate(images, size=(output, output), mode="bilinear", align_corners=False)
+def _model_input(model: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """`augment` already resampled to the model's input size; normalise, in the layout convs like."""
     return model.normalise(images).contiguous(memory_format=torch.channels_last)
 
 
@@ -159,6 +164,8 @@ def render(
     bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bfloat16(device))
     net = render_network(model, model.module, [target, div_layer], model.input_size,
                          torch.bfloat16 if bf16 else torch.float32)
+    crop_until = round(config.crop_share * steps) if config.crop else 0
+    cropped = dataclasses.replace(config.augment, crop=config.crop)
     centred = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
                       fill=config.augment.fill, output=config.augment.output, zoom=config.augment.zoom)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -170,7 +177,7 @@ def render(
             """Activation on the centred view: the training canvas (pad, output size), no randomness."""
             with torch.no_grad(), autocast:
                 inputs = augment(images, uniforms[0][::views], centred)
-                outputs = run(_model_input(model, inputs, config.augment.output))
+                outputs = run(_model_input(model, inputs))
             return unit_scores(outputs[target or ""], targets)
 
         start = scores_of(param().detach())
@@ -187,11 +194,12 @@ def render(
             plateau = torch.full((batch,), math.inf, device=device)
             for _ in range(schedule.every):
                 images = param()
-                inputs = augment(images, uniforms[step], config.augment)
+                aug = cropped if step < crop_until else config.augment
+                inputs = augment(images, uniforms[step], aug)
                 if config.input_blur:
                     inputs = gaussian_blur(inputs, config.input_blur * (1 - step / steps))
                 with autocast:
-                    outputs = run(_model_input(model, inputs, config.augment.output))
+                    outputs = run(_model_input(model, inputs))
                 score = unit_scores(outputs[target or ""], view_targets)
                 if views > 1:
                     score = score.view(batch, views).mean(1)
@@ -207,9 +215,10 @@ def render(
                 optimizer.step()
                 param.project()
                 history[step], losses[step] = score.detach(), loss.detach()
-                if config.early_stop and stage == last:
+                fine = stage == last and step >= crop_until  # losses comparable with the final view
+                if config.early_stop and fine:
                     plateau, improved_at = plateau_update(loss.detach(), plateau, improved_at, step)
-                if config.best and stage == last:
+                if config.best and fine:
                     better = loss.detach() < best_loss
                     best_loss = torch.where(better, loss.detach(), best_loss)
                     keep = better.view(-1, 1, 1, 1)
@@ -221,7 +230,7 @@ def render(
                 step += 1
                 if on_step:
                     on_step(step, steps)
-                if config.early_stop and stage == last and step % 16 == 0:
+                if config.early_stop and fine and step % 16 == 0:
                     if int((step - improved_at).min()) > config.early_stop:
                         break
         final_images = best_image if best_image is not None else param().detach()

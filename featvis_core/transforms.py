@@ -25,7 +25,7 @@ from .param import noise
 
 _GREY = torch.tensor([0.299, 0.587, 0.114])
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-DRAWS = 10  # uniforms per view and step: jitter x/y, scale, angle, jitter x/y, b, c, s, h
+DRAWS = 12  # uniforms per view and step: jitter x/y, scale, angle, jitter x/y, b, c, s, h, crop x/y
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class Augment:
     output: resample the model input to this many pixels (Lucent feeds 224 px whatever the image size);
     zoom: without `output`, resample the model input to zoom x the padded canvas (so the magnification,
     not the pixel count, stays the same when the image size changes);
-    copies: augmented views of each image per step (MACO averages several crops).
+    copies: augmented views of each image per step (MACO averages several crops);
+    crop: the model sees a random `crop` x `crop` window of its input instead of all of it, at the same
+    magnification: fewer pixels per step while features keep their scale (render's coarse phase).
     """
 
     pad: int = 12
@@ -55,10 +57,16 @@ class Augment:
     output: int | None = None
     copies: int = 1
     zoom: float = 1.0
+    crop: int | None = None
+
+    def view_size(self, size: int) -> int:
+        """Side of the whole transformed view of an image of `size` px (before any crop)."""
+        return self.output or round((size + 2 * self.pad) * self.zoom)
 
     def model_size(self, size: int) -> int:
         """Side of the model input for an image of `size` px."""
-        return self.output or round((size + 2 * self.pad) * self.zoom)
+        view = self.view_size(size)
+        return min(self.crop, view) if self.crop else view
 
 
 def draws(generators: Sequence[torch.Generator], steps: int, copies: int, device=None) -> torch.Tensor:
@@ -87,6 +95,12 @@ def affine_theta(u: torch.Tensor, size: int, aug: Augment) -> torch.Tensor:
     shift = -(inverse @ t2.unsqueeze(-1)).squeeze(-1) - t1
     linear = inverse * (canvas / size)
     offset = shift * (2.0 / size)
+    view, out = aug.view_size(size), aug.model_size(size)
+    if out < view:  # a window of the view: shrink the grid, place it at random (normalised coordinates)
+        part = out / view
+        window = _between(u[:, 10:12], part - 1, 1 - part)
+        offset = offset + (linear @ window.unsqueeze(-1)).squeeze(-1)
+        linear = linear * part
     return torch.cat([linear, offset.unsqueeze(-1)], dim=-1)
 
 

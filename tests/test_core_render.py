@@ -128,3 +128,38 @@ def test_bad_settings_are_user_errors(lite0):
         render(lite0, parse_selector("blocks.4:1", 40) + parse_selector("blocks.5:1", 80))
     with pytest.raises(FeatvisError, match="below"):
         render(lite0, parse_selector("blocks.4:1", 40), RenderConfig(size=16))
+    with pytest.raises(FeatvisError, match="crop must be"):
+        RenderConfig(crop=4)
+    with pytest.raises(FeatvisError, match="crop_share"):
+        RenderConfig(crop=64, crop_share=1.5)
+
+
+@pytest.mark.parametrize("u, corner", [(0.5, 48), (0.0, 0), (1.0, 96)])
+def test_a_crop_is_a_window_of_the_full_view_at_the_same_magnification(u, corner):
+    """crop 128 of the 224 px view: the pixels of the window `corner` px in, with the same sampling."""
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    draws_ = torch.rand(2, 12, generator=torch.Generator().manual_seed(2))
+    draws_[:, 10:12] = u
+    aug = dataclasses.replace(preset("lucid").augment, output=224)
+    full = augment(images, draws_, aug)
+    window = augment(images, draws_, dataclasses.replace(aug, crop=128))
+    assert window.shape[-2:] == (128, 128)
+    torch.testing.assert_close(window, full[..., corner:corner + 128, corner:corner + 128], atol=1e-5, rtol=1e-5)
+
+
+def test_crop_phase_renders_and_ends_on_the_whole_view(lite0, tiny):
+    config = tiny.replace(augment={"output": 96}, crop=48, crop_share=0.75, steps=16)
+    seen = []
+    net_input = lite0.normalise
+
+    def spy(images):
+        seen.append(images.shape[-1])
+        return net_input(images)
+
+    lite0.normalise = spy
+    try:
+        [result] = render(lite0, parse_selector("blocks.4:3", 40), config)
+    finally:
+        lite0.normalise = net_input
+    assert seen[1:13] == [48] * 12 and seen[13:-1] == [96] * 4  # start score, 12 cropped, 4 whole, final
+    assert result.final > result.start
