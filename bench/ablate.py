@@ -26,6 +26,7 @@ VARIANTS = {
     "+ bf16 (every conv)": (True, "bf16", False, False),
     "+ strided depthwise convs in fp32": (True, "bf16", True, False),
     "+ allocator keeps freed memory (renderer default)": (True, "bf16", True, True),
+    "the same in fp32 (folded, allocator, no bf16)": (True, "fp32", False, True),
 }
 
 

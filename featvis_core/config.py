@@ -63,6 +63,7 @@ class RenderConfig:
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not {self.precision!r}"),
             (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
             (self.crop is None or self.crop >= 8, f"crop must be at least 8 px, got {self.crop}"),
+            (self.augment.crop is None or self.augment.crop >= 8, f"augment crop must be at least 8 px, got {self.augment.crop}"),
             (0.0 <= self.crop_share <= 1.0, f"crop_share must be in [0, 1], got {self.crop_share}"),
             (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
         ]

@@ -164,7 +164,8 @@ def render(
     bf16 = config.precision == "bf16" or (config.precision == "auto" and fast_bfloat16(device))
     net = render_network(model, model.module, [target, div_layer], model.input_size,
                          torch.bfloat16 if bf16 else torch.float32)
-    crop_until = round(config.crop_share * steps) if config.crop else 0
+    shrinks = config.crop is not None and config.crop < config.augment.view_size(schedule.final)
+    crop_until = round(config.crop_share * steps) if shrinks else 0
     cropped = dataclasses.replace(config.augment, crop=config.crop)
     centred = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
                       fill=config.augment.fill, output=config.augment.output, zoom=config.augment.zoom)

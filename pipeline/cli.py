@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render units of a model now, without the pipeline")
     render.add_argument("model", help="efficientnet_lite0, a torchvision name, timm:NAME or package.module:factory")
     render.add_argument("units", nargs="+", help="selectors such as blocks.10:0-7, blocks.10:!3, logits:hen,pelican")
-    render.add_argument("--preset", default="fast", help="lucid, seed-000, seed-003, graetz, maco or fast (default)")
+    render.add_argument("--preset", default="fast", help="lucid, lucid-crop, seed-000, seed-003, graetz, maco or fast (default)")
     render.add_argument("--out", type=Path, default=Path("renders"), help="output folder (default: renders)")
     render.add_argument("--steps", type=int, help="override the preset's steps")
     render.add_argument("--size", type=int, help="override the preset's image size")

@@ -163,3 +163,10 @@ def test_crop_phase_renders_and_ends_on_the_whole_view(lite0, tiny):
         lite0.normalise = net_input
     assert seen[1:13] == [48] * 12 and seen[13:-1] == [96] * 4  # start score, 12 cropped, 4 whole, final
     assert result.final > result.start
+
+
+def test_a_crop_as_large_as_the_view_changes_nothing(lite0, tiny):
+    units = parse_selector("blocks.4:3", 40)
+    [plain] = render(lite0, units, tiny.replace(steps=6))
+    [cropped] = render(lite0, units, tiny.replace(steps=6, crop=500))
+    torch.testing.assert_close(cropped.image, plain.image)

@@ -249,9 +249,9 @@ def breakages(layers, classes, module_paths, sandbox) -> dict:
 _DROP = object()
 _RENDER_FIELDS = {"param", "decorrelate", "decay", "schedule", "size", "steps", "optimizer", "lr", "augment", "l1",
                   "l1_centre", "l2", "tv", "blur_every", "blur_sigma", "input_blur", "best", "diversity",
-                  "diversity_weight", "frames", "animation_size", "early_stop", "precision", "seed"}
+                  "diversity_weight", "frames", "animation_size", "early_stop", "precision", "seed", "crop", "crop_share"}
 _AUGMENT_FIELDS = {"pad", "jitter", "scale", "rotate", "jitter_after", "brightness", "contrast", "saturation", "hue",
-                   "fill", "output", "copies"}
+                   "fill", "output", "copies", "zoom", "crop"}
 _JOB_FIELDS = {"model", "layers", "logits", "preset", "overrides", "diversity", "batch", "runner", "cron", "store",
                "scores", "retries", "site", "description"}
 
