@@ -2,9 +2,9 @@
 
 In eval mode a BatchNorm2d is a per-channel affine map, so a convolution followed by it is one
 convolution with rescaled weights and a bias. Folding it removes the batch-norm forward *and* backward, a
-quarter of a CPU step on EfficientNet (bench/README.md). A symmetric ZeroPad2d run inside a convolution
+quarter of a CPU step on EfficientNet (bench/README.md). A ZeroPad2d run inside a convolution
 (TensorFlow-style "same" padding, one-sided for stride 2) becomes the convolution's own padding, which
-saves a copy each way.
+saves a copy each way. On CPU the bf16 copy keeps its strided depthwise convolutions in fp32.
 
 Pairs are found from one probe forward pass (a BN whose input *is* a conv's output tensor), so this works
 for any module tree without tracing. The copy keeps every module path, so hooks by name still work; the

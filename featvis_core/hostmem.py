@@ -2,7 +2,7 @@
 
 glibc serves large allocations from fresh mmap'd pages and unmaps them on free. A render step's
 activation maps are large (16 x 96 x 112 x 112 bf16 is 38 MB), so without this every step page-faults
-and zero-fills all of them again: on this project's 2-core Xeon that was a third of a bf16 step
+and zero-fills all of them again: on this project's 2-core Xeon that was a quarter of a render step
 (bench/README.md). Raising glibc's mmap threshold to its maximum (32 MB) and switching off heap trimming
 keeps the memory for reuse, which is what jemalloc or tcmalloc under LD_PRELOAD, the usual advice for
 PyTorch on CPU, would do, without asking users to preload anything.
