@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FEATVIS = [sys.executable, "-m", "pipeline.cli"]
+FEATVIS = [sys.executable, "-m", "featvis_pipeline.cli"]
 
 
 def free_port() -> int:

@@ -3,7 +3,7 @@
 import imageio.v3 as iio
 from PIL import Image
 
-from pipeline.cli import main
+from featvis_pipeline.cli import main
 
 
 def test_render_writes_png_mp4_webp_and_a_contact_sheet(tmp_path, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.cli import main
+from featvis_pipeline.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_nan_and_inf_units_fail_alone_with_their_reason(prefect_server, tiny_flo
 def test_out_of_memory_splits_and_full_disk_fails_the_tile_cleanly(prefect_server, tiny_flows, tmp_path, monkeypatch,
                                                                    capsys):
     import featvis_core.media as media
-    import pipeline.tiles as tiles
+    import featvis_pipeline.tiles as tiles
 
     real_render, real_mp4 = tiles.render, media.write_mp4
     attempts: list[tuple[str, int]] = []

@@ -58,8 +58,8 @@ def sandbox(tmp_path_factory):
 @pytest.fixture(scope="module")
 def no_render():
     """Anything that would render (or start a flow) fails the test at once."""
-    import pipeline.flows as flows
-    import pipeline.tiles as tiles
+    import featvis_pipeline.flows as flows
+    import featvis_pipeline.tiles as tiles
 
     saved = flows.atlas, tiles.render
 
@@ -286,8 +286,8 @@ def assert_one_line(message: str) -> None:
 
 def plan_or_error(path: Path) -> FeatvisError:
     """Load and plan the job as `featvis run` does; return the error it must raise."""
-    from pipeline.flows import plan_job
-    from pipeline.jobs import load_job
+    from featvis_pipeline.flows import plan_job
+    from featvis_pipeline.jobs import load_job
 
     try:
         plan_job("tiny", load_job(path, "tiny"))
@@ -333,8 +333,8 @@ def test_not_a_mapping_or_not_yaml_is_one_line(sandbox, no_render):
 
 
 def test_command_line_gives_exit_2_and_one_line(sandbox, lite0, lite0_layers, no_render):
-    """pipeline.cli.main(argv), in process: status 2, one stderr line, nothing on disk."""
-    from pipeline.cli import main
+    """featvis_pipeline.cli.main(argv), in process: status 2, one stderr line, nothing on disk."""
+    from featvis_pipeline.cli import main
 
     commands = st.sampled_from([["run", "tiny"], ["run", "tiny", "--dry-run"], ["status", "tiny"], ["run", "nosuchjob"]])
     unreadable = st.one_of(garbage(), not_mappings().map(str.encode))
@@ -402,9 +402,9 @@ def test_class_lookup_of_a_non_decimal_digit(lite0):
 
 @pytest.mark.slow
 def test_featvis_run_end_to_end_exit_2_without_traceback(tmp_path, lite0_layers):
-    """`python -m pipeline.cli run` on a few broken flows.yaml, as a user runs it (in parallel, to save time)."""
+    """`python -m featvis_pipeline.cli run` on a few broken flows.yaml, as a user runs it (in parallel, to save time)."""
     store = tmp_path / "store"
-    cases = {  # the rest are covered in process above (pipeline.cli.main), and by test_pipeline_flow.py
+    cases = {  # the rest are covered in process above (featvis_pipeline.cli.main), and by test_pipeline_flow.py
         "not a mapping": "- jobs\n- tiny\n",
         "cron": flows_text({**base_job(store), "cron": "61 * * * *"}),
         "class": flows_text({**base_job(store), "logits": ["hen", "no such bird"]}),

@@ -108,7 +108,7 @@ def finished(store: Path) -> dict[str, tuple[int, int]]:
 
 def check_visible(store: Path) -> None:
     """What a reader (the site) can see is never partial."""
-    from pipeline.store import Store
+    from featvis_pipeline.store import Store
 
     s = Store(store)
     for unit in unit_folders(store):

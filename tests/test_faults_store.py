@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_JOB
-from pipeline.cli import main
-from pipeline.store import Store
+from featvis_pipeline.cli import main
+from featvis_pipeline.store import Store
 
 MODEL = "efficientnet_lite0"
 
@@ -49,7 +49,7 @@ def pristine(prefect_server, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pristine")
     flows = folder / "flows.yaml"
     flows.write_text(TINY_JOB.format(store=folder / "store", batch=4, extra=""))
-    from pipeline.flows import atlas
+    from featvis_pipeline.flows import atlas
 
     summary = atlas(job="tiny", flows=str(flows))
     assert summary["rendered"] == 7 and summary["failed"] == 0
@@ -218,7 +218,7 @@ def test_malformed_meta_is_a_readable_problem_not_a_crash(tmp_path, meta, proble
 
 
 def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypatch):
-    import pipeline.store as store_module
+    import featvis_pipeline.store as store_module
 
     store = Store(tmp_path)
     store.write_manifest("job", {"units": ["old"]})
@@ -236,7 +236,7 @@ def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_disk_full_on_the_command_line_is_one_line(store_copy, capsys, monkeypatch):
-    import pipeline.store as store_module
+    import featvis_pipeline.store as store_module
 
     store, flows = store_copy
     before = (store / "manifests" / "tiny.json").read_bytes()

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_deployment_run_completes(prefect_server, tiny_flows, tmp_path):
     flows = tiny_flows(extra="    cron: '0 3 * * 6'")
     log = open(tmp_path / "serve.log", "w")
-    serve = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "deploy", "--flows", str(flows)], cwd=ROOT,
+    serve = subprocess.Popen([sys.executable, "-m", "featvis_pipeline.cli", "deploy", "--flows", str(flows)], cwd=ROOT,
                              stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
     try:
         from prefect.client.orchestration import get_client
@@ -46,6 +46,6 @@ def test_deployment_run_completes(prefect_server, tiny_flows, tmp_path):
 
 def test_deploy_without_server_or_cron_is_a_clear_error(tiny_flows):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "deploy", "--flows", str(tiny_flows())],
+    result = subprocess.run([sys.executable, "-m", "featvis_pipeline.cli", "deploy", "--flows", str(tiny_flows())],
                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2 and "no job has a cron" in result.stderr

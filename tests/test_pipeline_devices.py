@@ -2,7 +2,7 @@
 
 import threading
 
-import pipeline.devices as devices
+import featvis_pipeline.devices as devices
 
 
 def test_thread_workers_take_one_gpu_each(monkeypatch):

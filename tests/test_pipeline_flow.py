@@ -47,8 +47,8 @@ def test_run_caches_and_extends(prefect_server, tiny_flows, tmp_path):
 
 
 def test_failed_tile_leaves_its_units_pending(prefect_server, tiny_flows, tmp_path, monkeypatch):
-    import pipeline.flows as flows_module
-    from pipeline.tiles import render_tile
+    import featvis_pipeline.flows as flows_module
+    from featvis_pipeline.tiles import render_tile
 
     def flaky(tile, threads=0):
         if tile.layer == "blocks.10":
@@ -66,9 +66,9 @@ def test_failed_tile_leaves_its_units_pending(prefect_server, tiny_flows, tmp_pa
 
 
 def test_out_of_memory_halves_the_tile(tiny_flows, lite0, monkeypatch):
-    import pipeline.tiles as tiles
-    from pipeline.flows import plan_job
-    from pipeline.jobs import load_job
+    import featvis_pipeline.tiles as tiles
+    from featvis_pipeline.flows import plan_job
+    from featvis_pipeline.jobs import load_job
 
     flows = tiny_flows(batch=8)
     plan = plan_job("tiny", load_job(flows, "tiny"))

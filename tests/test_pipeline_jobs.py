@@ -3,8 +3,8 @@
 import pytest
 
 from featvis_core import FeatvisError
-from pipeline.jobs import load_job, load_jobs
-from pipeline.plan import make_plan, match_layers
+from featvis_pipeline.jobs import load_job, load_jobs
+from featvis_pipeline.plan import make_plan, match_layers
 
 
 def write(tmp_path, text):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.store import Store, temporary_name
+from featvis_pipeline.store import Store, temporary_name
 
 
 def fill_with(files: dict[str, bytes], fail_after: int | None = None):

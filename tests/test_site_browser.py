@@ -57,7 +57,7 @@ def rendered_store(root: Path) -> Path:
     """A real store: the tiny job rendered by the pipeline (Prefect flow, featvis_core, media writers)."""
     from conftest import TINY_JOB
 
-    from pipeline.flows import atlas
+    from featvis_pipeline.flows import atlas
 
     flows = root / "flows.yaml"
     flows.write_text(TINY_JOB.format(store=root / "store", batch=8, extra="").replace("scores: false", "scores: true"))
