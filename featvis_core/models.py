@@ -20,6 +20,7 @@ import importlib
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -201,10 +202,9 @@ def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, 
 
 
 def imagenet_classes() -> list[str]:
-    """The 1000 ImageNet class names, offline (they ship inside torchvision)."""
-    from torchvision.models import ResNet50_Weights
-
-    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+    """The 1000 ImageNet class names (torchvision's list, shipped as a file: importing torchvision costs
+    seconds of start-up that a render of the embedded model does not need; a test keeps them equal)."""
+    return (Path(__file__).with_name("imagenet_classes.txt")).read_text(encoding="utf-8").splitlines()
 
 
 def _embedded(name: str) -> Classifier:

@@ -58,7 +58,7 @@ class UnitRender:
     error: str | None = None
     seconds: float = 0.0
     steps: int = 0
-    timings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # the batch's seconds: prepare (network copy, draws), steps, total
 
 
 def image_seed(seed: int, unit: Unit, copy: int) -> int:
@@ -136,6 +136,7 @@ def render(
     on_step: StepCallback | None = None,
 ) -> list[UnitRender]:
     """Render `units` (all of one layer, or all logits) in one batched optimisation."""
+    entered = time.perf_counter()
     layer = _check_units(model, units, config)
     if device is not None and torch.device(device) != model.device:
         model.to(device)
@@ -171,6 +172,7 @@ def render(
                       fill=config.augment.fill, output=config.augment.output, zoom=config.augment.zoom)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     began = time.perf_counter()
+    timings = {"prepare_s": began - entered}
 
     with capture(net, [target, div_layer], logits, model.input_size) as run:
 
@@ -182,6 +184,7 @@ def render(
             return unit_scores(outputs[target or ""], targets)
 
         start = scores_of(param().detach())
+        looping = time.perf_counter()
         step, last = 0, len(schedule.sizes) - 1
         best_loss = torch.full((batch,), math.inf, device=device)
         best_image: torch.Tensor | None = None
@@ -234,12 +237,17 @@ def render(
                 if config.early_stop and fine and step % 16 == 0:
                     if int((step - improved_at).min()) > config.early_stop:
                         break
+        timings["steps_s"] = time.perf_counter() - looping
         final_images = best_image if best_image is not None else param().detach()
         final_images = final_images.clamp(0, 1)
         final = scores_of(final_images)
     frames.append(to_frames(final_images, anim))
-    return _collect(units, copies, final_images, frames, history[:step], losses[:step], start, final, dead_at,
-                    time.perf_counter() - began, step)
+    results = _collect(units, copies, final_images, frames, history[:step], losses[:step], start, final, dead_at,
+                       time.perf_counter() - began, step)
+    timings["total_s"] = time.perf_counter() - entered
+    for result in results:
+        result.timings = timings
+    return results
 
 
 def _collect(units, copies, images, frames, history, losses, start, final, dead_at, seconds, steps) -> list[UnitRender]:

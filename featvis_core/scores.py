@@ -1,12 +1,16 @@
-"""Quality scores for rendered images: does the picture *say* what it was optimised for?
+"""Quality scores for rendered images: does the picture *say* what it was optimised for, and is it vivid?
 
-For a class logit the honest test is recognition: show the model (and a second, independently trained
-model) randomly shifted, zoomed and turned views of the image, and count how often the target class is
-top-1 / top-5. An image that only fools the model pixel-perfectly scores low; the transfer score to
-another model says whether the image carries the class to more than the network that drew it.
+For a class logit the honest test is recognition by a second, independently trained model on *hard
+views*: the 8-bit PNG as written, shown at several sizes (half to one and a half times the size the
+renderer's model saw it at, the model's own input size and the PNG's own size), cropped, flipped and
+slightly turned, the way a person meets it in a gallery. An image that only fools its own model
+pixel-perfectly, at one scale, scores low here. `colourfulness` and `contrast` make "washed out" a number.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +19,113 @@ from .models import Classifier
 from .transforms import Augment, augment, draws
 
 VIEW_AUGMENT = Augment(pad=8, jitter=8, scale=(0.85, 1.15), rotate=10.0, jitter_after=0)
+_GREY = (0.299, 0.587, 0.114)
+
+
+def as_png(images: torch.Tensor) -> torch.Tensor:
+    """The images as an 8-bit PNG stores them (what a gallery shows and a second model is judged on)."""
+    return (images.float().clamp(0, 1) * 255).round() / 255
+
+
+@dataclass(frozen=True)
+class HardViews:
+    """The hard view set: each kind is one batch (every image shown the same way, with its own draws).
+
+    scales: display sizes as multiples of the size the model saw the image at while rendering;
+    crops: random square crops of `crop` (min, max) of the side, shown at the judge's input size;
+    every view is flipped at random, turned by up to `rotate` degrees and shifted by up to `shift` of its
+    side (grey shows where the turned image leaves the frame)."""
+
+    scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+    crops: int = 3
+    crop: tuple[float, float] = (0.6, 0.85)
+    rotate: float = 10.0
+    shift: float = 0.06
+    smallest: int = 48
+
+    def sizes(self, image: int, seen: int, judge: int) -> dict[str, int]:
+        """Display size of each whole-image view kind, by name."""
+        sizes = {"judge": judge, "native": image}
+        sizes.update({f"x{k:g}": max(self.smallest, round(k * seen)) for k in self.scales})
+        return sizes
+
+
+def _flip_turn_shift(images: torch.Tensor, u: torch.Tensor, views: HardViews) -> torch.Tensor:
+    """Per image: a random horizontal flip, a turn of up to `rotate` degrees and a shift."""
+    angle = (u[:, 0] * 2 - 1) * views.rotate * math.pi / 180
+    flip = torch.where(u[:, 1] < 0.5, -1.0, 1.0)
+    shift = (u[:, 2:4] * 2 - 1) * views.shift * 2  # normalised coordinates span 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos * flip, -sin, shift[:, 0]], -1),
+                         torch.stack([sin * flip, cos, shift[:, 1]], -1)], -2)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
+def _crops(images: torch.Tensor, u: torch.Tensor, views: HardViews, size: int) -> torch.Tensor:
+    """One random square crop per image (side a random share of the image's), resized to `size`."""
+    side = views.crop[0] + (views.crop[1] - views.crop[0]) * u[:, 0]
+    centre = (u[:, 1:3] * 2 - 1) * (1 - side[:, None])
+    flip = torch.where(u[:, 3] < 0.5, -1.0, 1.0)
+    zero = torch.zeros_like(side)
+    theta = torch.stack([torch.stack([side * flip, zero, centre[:, 0]], -1),
+                         torch.stack([zero, side, centre[:, 1]], -1)], -2)
+    grid = F.affine_grid(theta, [len(images), 3, size, size], align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def view_batches(images: torch.Tensor, seen: int, judge: int, views: HardViews = HardViews(), seed: int = 0):
+    """Yield (kind, batch): every hard view of `images` (B, 3, H, W), one kind at a time."""
+    images = as_png(images)
+    generator = torch.Generator().manual_seed(seed)
+    for kind, size in views.sizes(images.shape[-1], seen, judge).items():
+        u = torch.rand(len(images), 4, generator=generator).to(images.device)
+        yield kind, _flip_turn_shift(_resize(images, size), u, views)
+    for i in range(views.crops):
+        u = torch.rand(len(images), 4, generator=generator).to(images.device)
+        yield f"crop{i}", _crops(images, u, views, judge)
+
+
+@torch.no_grad()
+def hard_view_rates(judge: Classifier, images: torch.Tensor, classes: list[int], seen: int,
+                    views: HardViews = HardViews(), seed: int = 0) -> dict[str, torch.Tensor]:
+    """Per-image top-1 and top-5 rates of `judge` over the hard views, overall and per view kind:
+    {"top1": (B,), "top5": (B,), "top5_<kind>": (B,) ...}. `seen` is the side, in pixels, the image had
+    in the renderer's model input (its size times the magnification it was rendered at)."""
+    device = judge.device
+    targets = torch.as_tensor(classes, device=device)
+    top1, top5, rates = [], [], {}
+    for kind, batch in view_batches(images.to(device), seen, judge.input_size, views, seed):
+        logits = judge.module(judge.normalise(batch).contiguous(memory_format=torch.channels_last)).float()
+        best = logits.topk(5, dim=1).indices
+        top1.append((best[:, 0] == targets).float())
+        top5.append((best == targets[:, None]).any(1).float())
+        rates[f"top5_{kind}"] = top5[-1].cpu()
+    return {"top1": torch.stack(top1).mean(0).cpu(), "top5": torch.stack(top5).mean(0).cpu(), **rates}
+
+
+def colourfulness(images: torch.Tensor) -> torch.Tensor:
+    """Hasler & Suesstrunk's colourfulness (2003) per image, on the 0-255 scale: ~0 grey, ~15 slightly,
+    ~33 moderately, ~59 quite, ~82 highly, ~109 extremely colourful."""
+    rgb = as_png(images) * 255
+    rg = rgb[:, 0] - rgb[:, 1]
+    yb = 0.5 * (rgb[:, 0] + rgb[:, 1]) - rgb[:, 2]
+    spread = (rg.flatten(1).var(1, unbiased=False) + yb.flatten(1).var(1, unbiased=False)).sqrt()
+    centre = (rg.flatten(1).mean(1).square() + yb.flatten(1).mean(1).square()).sqrt()
+    return spread + 0.3 * centre
+
+
+def contrast(images: torch.Tensor) -> torch.Tensor:
+    """RMS contrast per image: the standard deviation of luminance in [0, 1]."""
+    grey = torch.einsum("c,bchw->bhw", torch.tensor(_GREY, device=images.device), as_png(images))
+    return grey.flatten(1).std(1, unbiased=False)
 
 
 @torch.no_grad()

@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--batch", type=int, default=16, help="images per optimisation (default 16)")
     render.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: first GPU, else cpu)")
     render.add_argument("--scores", action="store_true", help="score logit images (self and lite1 top-1/top-5)")
+    render.add_argument("--timings", action="store_true", help="account for every second of the run, phase by phase")
 
     layers = commands.add_parser("layers", help="list a model's layers with channel counts")
     layers.add_argument("model")

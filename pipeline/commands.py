@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from argparse import Namespace
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from featvis_core import FeatvisError
 
@@ -20,12 +23,14 @@ def render(args: Namespace) -> int:
 
     from .plan import model_dir
 
+    clock = Phases()
     check_model_name(args.model)
     overrides = _settings(args.set)
     overrides.update({k: v for k, v in (("steps", args.steps), ("size", args.size)) if v is not None})
     config = preset(args.preset, **overrides)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = load_model(args.model, device)
+    with clock("model load"):
+        model = load_model(args.model, device)
     units = []
     for selector in args.units:
         layer = selector.rpartition(":")[0]
@@ -34,26 +39,83 @@ def render(args: Namespace) -> int:
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
     folder = args.out / model_dir(args.model)
     images, labels, began = [], [], time.perf_counter()
-    with tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
+    # Media are encoded on two threads while the next batch renders (the encoders release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as writers, \
+            tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
+        written = []
         for batch in batches:
-            results = render_units(model, batch, config, on_step=lambda step, steps, n=len(batch): bar.update(n))
+            with clock("render"):
+                results = render_units(model, batch, config, on_step=lambda step, steps, n=len(batch): bar.update(n))
+            clock.add("  of which network copy and set-up", results[0].timings["prepare_s"])
+            clock.add("  of which optimisation steps", results[0].timings["steps_s"])
             for result in results:
                 stem = folder / result.unit.layer / result.unit.slug
                 stem.parent.mkdir(parents=True, exist_ok=True)
-                media.write_png(stem.with_suffix(".png"), result.image)
-                media.write_mp4(stem.with_suffix(".mp4"), result.frames)
-                media.write_animated_webp(stem.with_suffix(".webp"), result.frames, size=None)
+                written.append(writers.submit(_write_unit_media, media, stem, result))
                 images.append(result.image)
                 labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
                 if result.error:
                     print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
             if args.scores and batch[0].layer == LOGITS:
-                _print_scores(model, results)
+                with clock("scores"):
+                    _print_scores(model, results)
+        with clock("media (waiting for the encoders)"):
+            encoding = sum(future.result() for future in written)
+    clock.add("  media encoding, all threads", encoding)
+    with clock("contact sheet"):
+        media.contact_sheet(images, labels=labels).save(folder / "contact.png")
     elapsed = time.perf_counter() - began
-    media.contact_sheet(images, labels=labels).save(folder / "contact.png")
     print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
           f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
+    if args.timings:
+        print(clock.report())
     return 0
+
+
+def _write_unit_media(media, stem, result) -> float:
+    """Write one unit's PNG, MP4 and animated WebP; returns the seconds it took (on a writer thread)."""
+    began = time.perf_counter()
+    media.write_png(stem.with_suffix(".png"), result.image)
+    media.write_mp4(stem.with_suffix(".mp4"), result.frames)
+    media.write_animated_webp(stem.with_suffix(".webp"), result.frames, size=None)
+    return time.perf_counter() - began
+
+
+class Phases:
+    """Seconds spent per named phase of a command, plus the process's start-up before `main` ran."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {"start-up (interpreter, imports)": process_age()}
+        self.began = time.perf_counter() - self.seconds["start-up (interpreter, imports)"]
+
+    @contextmanager
+    def __call__(self, name: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - began)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    def report(self) -> str:
+        whole = time.perf_counter() - self.began
+        lines = [f"whole process {whole:.2f} s:"]
+        lines += [f"  {name:<40}{seconds:7.2f} s" for name, seconds in self.seconds.items()]
+        top = sum(s for name, s in self.seconds.items() if not name.startswith(" "))
+        lines.append(f"  {'other (parsing, planning, exit)':<40}{whole - top:7.2f} s")
+        return "\n".join(lines)
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux: /proc), i.e. interpreter start-up and imports so far."""
+    try:
+        ticks = int(open("/proc/self/stat").read().rpartition(")")[2].split()[19])
+        uptime = float(open("/proc/uptime").read().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _settings(values: list[str]) -> dict:

@@ -77,3 +77,12 @@ def test_entry_point_models(tmp_path, monkeypatch):
     assert [layer.name for layer in model.layers()][:2] == ["0", "1"]
     with pytest.raises(FeatvisError, match="cannot load model factory"):
         load_model("mymodels:missing")
+
+
+def test_shipped_class_names_are_torchvisions():
+    """The class list ships as a file (no torchvision import at start-up); it must equal torchvision's."""
+    from torchvision.models import ResNet50_Weights
+
+    from featvis_core.models import imagenet_classes
+
+    assert imagenet_classes() == list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
