@@ -1,4 +1,4 @@
-"""Schedules: image size over the run (upscaling), and scalars that may change with the step.
+"""Upscaling schedules: the image size over the run.
 
 Upscaling optimises a small image first, where a few pixels encode the low frequencies, then grows it:
 large structure forms cheaply and the last stages add detail. Sizes compound with truncation
@@ -8,26 +8,8 @@ large structure forms cheaply and the last stages add detail. Sizes compound wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from .errors import FeatvisError
-
-Scalar = Union[float, Callable[[int, int], float]]
-"""A constant, or a function of (step, total steps): Xplique-style schedules for lr, blur and weights."""
-
-
-def scalar_at(value: Scalar, step: int, steps: int) -> float:
-    return float(value(step, steps)) if callable(value) else float(value)
-
-
-def linear_decay(start: float) -> Callable[[int, int], float]:
-    """start * (1 - step/steps): seed 002's decaying input blur."""
-
-    def decay(step: int, steps: int) -> float:
-        return start * (1 - step / steps)
-
-    decay.__qualname__ = f"linear_decay({start})"
-    return decay
 
 
 @dataclass(frozen=True)
@@ -71,10 +53,6 @@ class Upscale:
     @property
     def final(self) -> int:
         return self.sizes[-1]
-
-    def step_sizes(self) -> list[int]:
-        """Size of every step (length `steps`)."""
-        return [size for size in self.sizes for _ in range(self.every)]
 
 
 def constant(size: int, steps: int) -> Upscale:
