@@ -14,46 +14,41 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .units import Kind, Unit
+from .units import KINDS, Kind, Unit
 
-_CODE = {Kind.CHANNEL: 0, Kind.NEGATIVE: 0, Kind.NEURON: 1, Kind.LAYER: 2, Kind.LOGIT: 3}
+_CODE = {kind: code for code, kind in enumerate(KINDS)}
 
 
 @dataclass(frozen=True)
 class Targets:
-    """Per-image description of what to maximise (all tensors of shape (B,), on the render device)."""
+    """Per-image description of what to maximise (tensors of shape (B,) or (B, T), on the render device).
+    Each kind's scorer (units.KINDS) reads the fields it needs."""
 
-    code: torch.Tensor  # 0 channel mean, 1 neuron, 2 whole layer, 3 logit
+    code: torch.Tensor  # position of the image's kind in units.KINDS
     index: torch.Tensor  # channel or class (0 where unused)
     x: torch.Tensor  # neuron column, -1 for the centre
     y: torch.Tensor
-    sign: torch.Tensor  # -1 for negative channels
     group: torch.Tensor  # which unit the image serves (images of one unit are pushed apart)
+    term_index: torch.Tensor  # (B, T) a direction's channels (0 where unused)
+    term_weight: torch.Tensor  # (B, T) and their weights (0 where unused)
+    kinds: tuple[Kind, ...]  # the kinds present, in KINDS order (known without a device round trip)
 
     @staticmethod
     def build(units: Sequence[Unit], copies: int = 1, device: torch.device | str = "cpu") -> "Targets":
         """Targets for `units`, each repeated `copies` times consecutively (diversity)."""
-        rows = [
-            (
-                _CODE[u.kind],
-                u.index or 0,
-                -1 if u.x is None else u.x,
-                -1 if u.y is None else u.y,
-                -1.0 if u.kind is Kind.NEGATIVE else 1.0,
-                i,
-            )
-            for i, u in enumerate(units)
-            for _ in range(copies)
-        ]
-        columns = list(zip(*rows))
-        as_long = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+        rows = [(u, i) for i, u in enumerate(units) for _ in range(copies)]
+        longs = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
+        width = max([len(u.terms) for u, _ in rows] + [1])
+        terms = [list(u.terms) + [(0, 0.0)] * (width - len(u.terms)) for u, _ in rows]
         return Targets(
-            as_long(columns[0]),
-            as_long(columns[1]),
-            as_long(columns[2]),
-            as_long(columns[3]),
-            torch.tensor(columns[4], dtype=torch.float32, device=device),
-            as_long(columns[5]),
+            longs([_CODE[u.kind] for u, _ in rows]),
+            longs([u.index or 0 for u, _ in rows]),
+            longs([-1 if u.x is None else u.x for u, _ in rows]),
+            longs([-1 if u.y is None else u.y for u, _ in rows]),
+            longs([i for _, i in rows]),
+            longs([[c for c, _ in row] for row in terms]),
+            torch.tensor([[w for _, w in row] for row in terms], dtype=torch.float32, device=device),
+            tuple(kind for kind in KINDS if any(u.kind is kind for u in units)),
         )
 
     def __len__(self) -> int:
@@ -61,21 +56,16 @@ class Targets:
 
 
 def unit_scores(activation: torch.Tensor, targets: Targets) -> torch.Tensor:
-    """Score of each image for its own unit. `activation` is (B, C, H, W) or logits (B, K)."""
+    """Score of each image for its own unit. `activation` is (B, C, H, W) or logits (B, K). Each kind
+    present is scored for the whole batch and picked per image: one pass, no loop over images."""
     activation = activation.float()
-    rows = torch.arange(activation.shape[0], device=activation.device)
-    if activation.ndim == 2:
-        return activation[rows, targets.index]
-    if activation.ndim != 4:
-        raise ValueError(f"cannot score an activation of shape {tuple(activation.shape)}")
-    _, _, height, width = activation.shape
-    channel_mean = activation.mean(dim=(2, 3))[rows, targets.index]
-    ys = torch.where(targets.y < 0, height // 2, targets.y.clamp(max=height - 1))
-    xs = torch.where(targets.x < 0, width // 2, targets.x.clamp(max=width - 1))
-    neuron = activation[rows, targets.index, ys, xs]
-    layer = activation.mean(dim=(1, 2, 3))
-    score = torch.where(targets.code == 1, neuron, torch.where(targets.code == 2, layer, channel_mean))
-    return score * targets.sign
+    score = None
+    for kind in targets.kinds:
+        scored = KINDS[kind].score(activation, targets)
+        score = scored if score is None else torch.where(targets.code == _CODE[kind], scored, score)
+    if score is None:
+        raise ValueError("no targets to score")
+    return score
 
 
 def diversity(features: torch.Tensor, group: torch.Tensor) -> torch.Tensor:

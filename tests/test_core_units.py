@@ -86,3 +86,36 @@ def test_shipped_class_names_are_torchvisions():
     from featvis_core.models import imagenet_classes
 
     assert imagenet_classes() == list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def test_directions_parse_round_trip_and_combine():
+    from featvis_core.units import caption, channel, unit_from_spec
+
+    [d] = parse_selector("blocks.10:3-0.5*7+2*9", 112)
+    assert d.kind is Kind.DIRECTION and d.terms == ((3, 1.0), (7, -0.5), (9, 2.0))
+    assert d.spec == "blocks.10:3-0.5*7+2*9" and unit_from_spec(d.spec) == d
+    assert caption(d) == "3 − 0.5·7 + 2·9" and d.slug.startswith("d") and len(d.slug) == 13
+    # Lucid-style arithmetic, without side effects: the operands stay what they were
+    a, b = channel("blocks.10", 3), channel("blocks.10", 7)
+    assert a - 0.5 * b == d - 2 * channel("blocks.10", 9)
+    assert (a - b) + b == a and -a == parse_selector("blocks.10:!3", 112)[0] and a.kind is Kind.CHANNEL
+    with pytest.raises(FeatvisError, match="two layers"):
+        a + channel("blocks.4", 1)
+    with pytest.raises(FeatvisError, match="bad direction"):
+        parse_selector("blocks.10:3+*7", 112)
+    with pytest.raises(FeatvisError, match="channel 200 out of range"):
+        parse_selector("blocks.10:3+200", 112)
+
+
+def test_every_kind_scores_as_its_definition_in_one_mixed_batch():
+    import torch
+
+    from featvis_core.objectives import Targets, unit_scores
+
+    units = parse_selector("blocks.4:1,!2,3@,4@1/2,dream,3-0.5*7", 40)
+    activation = torch.randn(len(units), 40, 5, 5)
+    scores = unit_scores(activation, Targets.build(units))
+    means = activation.mean(dim=(2, 3))
+    expected = [means[0, 1], -means[1, 2], activation[2, 3, 2, 2], activation[3, 4, 2, 1], activation[4].mean(),
+                means[5, 3] - 0.5 * means[5, 7]]
+    torch.testing.assert_close(scores, torch.stack(expected))
