@@ -70,13 +70,23 @@ def graetz() -> Upscale:
     return Upscale(start=56, every=20, factor=1.2, stages=12, blur=1.0)
 
 
-NAMED = {"constant": constant, "seed-003": seed003, "graetz": graetz}
+def grow(size: int, steps: int, factor: float = 1.25, start: float = 0.5) -> Upscale:
+    """Coarse to fine on a budget: from half the final `size`, x1.25 per stage up to `size`, the `steps`
+    shared evenly by the stages (5 stages for a doubling). Large shapes settle at the small sizes, where a
+    step is cheap; the stages at the final size add detail."""
+    first = max(8, round(size * start))
+    stages = len(Upscale(start=first, every=1, factor=factor, until=size).sizes)
+    return Upscale(start=first, every=max(1, steps // stages), factor=factor, until=size)
+
+
+NAMED = {"constant": constant, "grow": grow, "seed-003": seed003, "graetz": graetz}
 
 
 def named(name: str, size: int = 128, steps: int = 512) -> Upscale:
-    """A schedule by name; `size` and `steps` only shape `constant`."""
-    if name == "constant":
-        return constant(size, steps)
+    """A schedule by name; `size` (the final size) and `steps` (in all) shape `constant` and `grow`, the
+    published `seed-003` and `graetz` schedules are fixed."""
+    if name in ("constant", "grow"):
+        return NAMED[name](size, steps)
     try:
         return NAMED[name]()
     except KeyError:

@@ -7,7 +7,7 @@ import torch
 
 from featvis_core import FeatvisError, RenderConfig, preset, render
 from featvis_core.objectives import Targets, unit_scores
-from featvis_core.schedules import Upscale, graetz, seed003
+from featvis_core.schedules import Upscale, graetz, grow, seed003
 from featvis_core.transforms import augment, draws
 from featvis_core.truncate import capture
 from featvis_core.units import parse_selector
@@ -94,6 +94,8 @@ def test_schedule_sizes_match_techniques():
     assert sizes[0] == 64 and sizes[-1] == 400 and len(sizes) == 21  # 20 upscales by x1.1
     assert all(1.05 < b / a <= 1.1 for a, b in zip(sizes, sizes[1:-1]))
     assert seed003().every == 50
+    assert grow(224, 240).sizes == [112, 140, 175, 218, 224] and grow(224, 240).steps == 240
+    assert preset("fast", schedule="grow", size=96, steps=40).upscale.sizes[-1] == 96  # --size is the final size
 
 
 def test_diversity_renders_distinct_images(lite0, tiny):
