@@ -2,7 +2,7 @@
 
 Images are (3, H, W) float tensors in [0, 1]; animations are (T, H, W, 3) uint8 tensors or arrays.
 H.264 in yuv420p needs even sides: odd frames are padded by repeating their last row/column (never
-rescaled; imageio would otherwise silently resize to a multiple of 16).
+rescaled to a multiple of 16, as some writers silently do).
 """
 
 from __future__ import annotations
@@ -46,17 +46,20 @@ def even_sides(frames: np.ndarray) -> np.ndarray:
 
 
 def write_mp4(path: Path, frames, fps: int = 24, quality: int = 23, hold: float = 1.0) -> None:
-    """H.264 yuv420p MP4 that browsers play inline; the last frame is held `hold` seconds."""
-    import imageio.v2 as imageio
+    """H.264 yuv420p MP4 that browsers play inline (moov atom first); the last frame is held `hold`
+    seconds. Encoded in process by PyAV (FFmpeg's libraries): no ffmpeg process per file, which made a
+    two-second clip cost three times as long."""
+    import av
 
     array = even_sides(_frames(frames))
     if hold > 0:
         array = np.concatenate([array, np.repeat(array[-1:], int(hold * fps), axis=0)])
-    options = ["-crf", str(quality), "-preset", "veryfast", "-movflags", "+faststart"]
-    with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=None,
-                            pixelformat="yuv420p", macro_block_size=1, output_params=options) as writer:
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": str(quality), "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = array.shape[2], array.shape[1], "yuv420p"
         for frame in array:
-            writer.append_data(frame)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
 
 
 def write_animated_webp(path: Path, frames, size: int | None = 128, duration_ms: int = 60,

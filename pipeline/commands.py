@@ -73,11 +73,12 @@ def render(args: Namespace) -> int:
 
 
 def _write_unit_media(media, stem, result) -> float:
-    """Write one unit's PNG, MP4 and animated WebP; returns the seconds it took (on a writer thread)."""
+    """Write one unit's PNG, MP4 and a small animated WebP preview (the MP4 is the full-size animation);
+    returns the seconds it took (on a writer thread)."""
     began = time.perf_counter()
     media.write_png(stem.with_suffix(".png"), result.image)
     media.write_mp4(stem.with_suffix(".mp4"), result.frames)
-    media.write_animated_webp(stem.with_suffix(".webp"), result.frames, size=None)
+    media.write_animated_webp(stem.with_suffix(".webp"), result.frames, size=128, max_frames=16)
     return time.perf_counter() - began
 
 
