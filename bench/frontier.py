@@ -64,11 +64,13 @@ class Method:
     note: str = ""
     slow: bool = False  # renders only --peer-units units (a minute or more per unit)
 
-    def command(self, units: list[str], out: Path) -> list[str]:
+    def command(self, units: list[str], out: Path, scale: dict | None = None) -> list[str]:
+        """The command line; `scale` ({"steps": .., "size": ..}) shrinks a run for smoke tests."""
+        sizing = [arg for key, value in (scale or {}).items() for arg in (f"--{key}", str(value))]
         if self.peer:
-            return [*self.peer, *units, "--out", str(out)]
+            return [*self.peer, *units, "--out", str(out), *sizing]
         overrides = [arg for key, value in self.sets.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
-        return [*FEATVIS, "render", MODEL, *units, "--preset", self.preset, "--out", str(out), *overrides]
+        return [*FEATVIS, "render", MODEL, *units, "--preset", self.preset, "--out", str(out), *overrides, *sizing]
 
     def seen_px(self) -> int:
         """Side, in pixels, of the image in the model input at the end of the render (the hard views' 1x)."""
@@ -105,9 +107,9 @@ def bench_units(model, set_name: str, units: int) -> list[Unit]:
     return [Unit("blocks.10", Kind.CHANNEL, c) for c in CHANNELS[:units]]
 
 
-def run_whole(method: Method, set_name: str, units: int, out: Path) -> dict:
+def run_whole(method: Method, set_name: str, units: int, out: Path, scale: dict | None = None) -> dict:
     """Run the method's command from the shell once; wall clock and CPU seconds of the whole process."""
-    command = method.command(unit_args(set_name, units), out)
+    command = method.command(unit_args(set_name, units), out, scale)
     load = os.getloadavg()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
@@ -162,7 +164,8 @@ def evaluate(args) -> dict:
             method = METHODS[name]
             count = min(args.units, args.peer_units or args.units) if method.slow else args.units
             out = args.work / name / set_name
-            row = run_whole(method, set_name, count, out)
+            scale = {k: v for k, v in (("steps", args.steps), ("size", args.size)) if v}
+            row = run_whole(method, set_name, count, out, scale)
             units = bench_units(model, set_name, count)
             images = load_pngs(out, units)
             row.update(judge(images, units, method, model, transfer), units=count, note=method.note)
@@ -269,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work", type=Path, default=Path("/tmp/featvis-frontier"), help="where renders land")
     parser.add_argument("--plot-only", action="store_true", help="redraw table.md and frontier.png")
+    parser.add_argument("--steps", type=int, help="smoke tests only: every method's steps")
+    parser.add_argument("--size", type=int, help="smoke tests only: every method's image size")
     args = parser.parse_args(argv)
     unknown = set(args.methods) - set(METHODS)
     if unknown:

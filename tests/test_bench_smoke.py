@@ -54,3 +54,16 @@ def test_shared_evaluator_scores_each_unit(lite0):
     units = unit_sets(2)["blocks.10"]
     scores = activation(lite0, torch.full((2, 3, 32, 32), 0.5), units)
     assert scores.shape == (2,) and torch.isfinite(scores).all()
+
+
+def test_frontier_times_whole_commands_and_judges_their_pngs(tmp_path):
+    """bench/frontier.py end to end at a toy size: a real `featvis render` process, its PNG judged on
+    hard views, the table written. No timing is asserted."""
+    from bench import frontier
+
+    frontier.main(["--methods", "fast", "--sets", "logits", "--units", "1", "--steps", "2", "--size", "48",
+                   "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")])
+    row = json.loads((tmp_path / "out" / "results.json").read_text())["sets"]["logits"]["fast"]
+    assert row["units"] == 1 and row["size"] == 48 and row["wall_s"] > 0 and "--steps 2" in row["command"]
+    assert 0 <= row["lite1_top5"] <= 1 and set(row["lite1_top5_by_view"]) >= {"judge", "native", "x0.5", "crop0"}
+    assert row["colourfulness"] >= 0 and "| fast |" in (tmp_path / "out" / "table.md").read_text()
