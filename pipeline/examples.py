@@ -21,12 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pydantic import Field, model_validator
-
 from featvis_core import FeatvisError, Kind, Unit
 from featvis_core.units import LOGITS
 
-from .jobs import Strict
+from .extras_spec import ExamplesSpec
 from .store import Store, file_entry, write_json_atomic
 
 EXAMPLES = "examples"
@@ -36,36 +34,6 @@ SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "co
                   "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png",
                   "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg")
 _progress: dict[str, Callable[[int], None]] = {}  # run id -> progress callback (thread runners only)
-
-
-class ExamplesSpec(Strict):
-    """`examples:` of a job in flows.yaml."""
-
-    folder: str  # a folder of JPEG/PNG files (any depth), or "skimage": the photographs in scikit-image's wheel
-    crops: int = Field(0, ge=0, le=1024)  # random square crops per image, besides the whole image
-    min_scale: float = Field(0.25, gt=0.02, le=1.0)  # crop side as a share of the image's shorter side
-    max_scale: float = Field(0.6, gt=0.02, le=1.0)
-    top: int = Field(9, ge=1, le=64)  # examples per unit
-    negatives: int = Field(3, ge=0, le=32)  # most negative examples per unit
-    shard: int = Field(32, ge=1, le=100_000)  # images per shard, on average
-    batch: int = Field(32, ge=1, le=1024)  # views per forward pass
-    explain: bool = True  # an "Explain" page for the example images
-    explain_layer: str | None = None  # default: the job's deepest rendered layer
-    explain_channels: int = Field(8, ge=1, le=64)
-    circuits: bool = True  # upstream/downstream links between rendered layers
-    circuit_examples: int = Field(4, ge=0, le=32)  # dataset examples per unit in the attribution
-    links: int = Field(6, ge=1, le=32)  # circuit links shown per unit and direction
-
-    @model_validator(mode="after")
-    def _scales(self) -> "ExamplesSpec":
-        if self.max_scale < self.min_scale:
-            raise ValueError(f"max_scale {self.max_scale} is below min_scale {self.min_scale}")
-        return self
-
-    def crop_spec(self):
-        from featvis_core.examples import CropSpec
-
-        return CropSpec(self.crops, self.min_scale, self.max_scale)
 
 
 @dataclass(frozen=True)
