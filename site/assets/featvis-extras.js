@@ -28,7 +28,7 @@
       img.setAttribute("loading", "lazy");
       img.width = 72; img.height = 72;
       link.appendChild(img);
-      var cap = el("span", "fv-lb-thumb-cap", kind === "circuit" ? (it.weight >= 0 ? "+" : "−") + (it.unit.split(":").pop()) : fmt(it.score));
+      var cap = el("span", "fv-lb-thumb-cap", kind === "circuit" ? "#" + it.unit.split(":").pop() : fmt(it.score));
       if (kind === "circuit") link.classList.add(it.weight >= 0 ? "fv-excite" : "fv-inhibit");
       link.appendChild(cap);
       row.appendChild(link);
@@ -50,7 +50,9 @@
     if (ex && ex.bottom && ex.bottom.length) {
       part.appendChild(strip("Most negative", ex.bottom, base, "bottom"));
     }
-    if (circ && circ.upstream) part.appendChild(strip("Driven most by (previous layer)", circ.upstream, base, "circuit"));
+    if (circ && circ.upstream) {
+      part.appendChild(strip("Driven most by (previous layer; green excites, red inhibits)", circ.upstream, base, "circuit"));
+    }
     if (circ && circ.downstream) part.appendChild(strip("Feeds most (next layer)", circ.downstream, base, "circuit"));
     var foot = box.querySelector(".fv-lb-foot");
     box.insertBefore(part, foot);
