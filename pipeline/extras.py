@@ -271,7 +271,7 @@ def _zoom_job(zoom: ZoomSpec, plan: Plan, store: Store) -> tuple[ZoomJob, dict[s
         key = _key({"model": plan.job.model, "weights": plan.model.fingerprint, "class": unit.index,
                     "zoom": zoom.model_dump(), "version": EXTRAS_VERSION})
         folders[unit.spec] = f"zoom/{plan.model_dir}/{unit.slug}@{key[:12]}"
-    todo = [u for u in units if not (store.root / folders[u.spec] / "meta.json").is_file()]
+    todo = [u for u in units if not store.is_done(folders[u.spec], folders[u.spec].rsplit("@", 1)[-1])]
     job = ZoomJob(str(store.root), plan.job.model, tuple(u.index for u in todo),
                   tuple(plan.model.classes[u.index] for u in todo), tuple(folders[u.spec] for u in todo),
                   zoom.model_dump())
@@ -328,7 +328,7 @@ def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: An
         units = [u.unit for u in plan.units]
         eplan = ex.plan_examples(spec, store, job.model, plan.model.fingerprint, plan.model_dir,
                                  plan.model.input_size, units, flows_dir)
-        started = time.perf_counter()
+        started, rss_before = time.perf_counter(), ex.peak_rss_mb()
         todo = eplan.missing_views()
         with tqdm(total=todo, desc=f"{job_name} examples", unit="img", disable=not todo) as bar, \
                 ex.Progress(bar.update) as progress:
@@ -341,7 +341,8 @@ def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: An
         thumbs = ex.write_thumbs(eplan, store, chosen)
         stats = {"images": len(eplan.images), "views": eplan.views, "shards": len(eplan.bounds),
                  "shards_computed": len(shards), "views_computed": todo, "seconds": round(seconds, 2),
-                 "views_per_s": round(todo / seconds, 2) if todo else None, "peak_rss_mb": round(ex.peak_rss_mb())}
+                 "views_per_s": round(todo / seconds, 2) if todo else None, "peak_rss_mb": round(ex.peak_rss_mb()),
+                 "peak_rss_before_mb": round(rss_before)}
         manifest["examples"] = ex.examples_section(eplan, chosen, thumbs, stats)
         summary["examples"] = stats
         log.info("%s examples: %d images, %d views, %d of %d shards computed (%s views/s)", job_name,

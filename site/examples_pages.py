@@ -368,7 +368,9 @@ def render_explain(model: Model, got: ModelExtras, plan: Any) -> tuple[str, str]
             "top5": [{"index": c, "label": label, "p": p} for c, label, p in item.top5],
             "channels": channels,
         })
-    body = _env.get_template("explain.html.j2").render(model=model.name, layer=got.explain_layer, images=images)
+    filters = layout.rel(page, plan.filters[model.name]) if model.name in plan.filters else None
+    body = _env.get_template("explain.html.j2").render(model=model.name, layer=got.explain_layer, images=images,
+                                                       filters=filters)
     return page, _front("Explain an image", hide=["toc"]) + "# Explain an image\n\n" + body
 
 
