@@ -167,7 +167,8 @@ def run(args: Namespace) -> int:
     site = args.site or job.site
     from . import extras
 
-    if not pending and not extras.pending(args.job, job, plan, store):
+    extras_pending = extras.pending(args.job, job, plan, store)  # also checks folder, layer and classes first
+    if not pending and not extras_pending:
         # nothing to render or compute: no flow run, no Prefect server to start
         store.sweep()
         write_model_card(store, plan)

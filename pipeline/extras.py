@@ -292,14 +292,25 @@ def state_key(job_name: str, job: JobSpec, plan: Plan, store: Store, flows_dir: 
     return _key(parts)
 
 
+def check(job: JobSpec, plan: Plan) -> None:
+    """One-line errors for settings that need the model (explain layer, zoom classes), before any work."""
+    if job.examples and job.examples.explain_layer:
+        plan.model.resolve_layer(job.examples.explain_layer)
+    if job.zoom:
+        _zoom_job(job.zoom, plan, Store(job.store))
+
+
 def pending(job_name: str, job: JobSpec, plan: Plan, store: Store, flows_dir: Path = Path(".")) -> bool:
+    """Do the job's extras lack anything? (Raises FeatvisError for a bad folder, layer or class.)"""
     if not wanted(job):
         return False
+    check(job, plan)
+    state = state_key(job_name, job, plan, store, flows_dir)  # resolves (and checks) the image folder
     try:
         recorded = json.loads(manifest_path(store, job_name).read_text()).get("state")
     except (OSError, ValueError, AttributeError):
         return True
-    return recorded != state_key(job_name, job, plan, store, flows_dir)
+    return recorded != state
 
 
 def _submit_all(runner: Any, fn: Any, jobs: list[Any], name: str) -> list[Any]:

@@ -171,3 +171,29 @@ def test_explain_image_gives_predictions_saliency_and_maps(lite0, tmp_path, caps
     assert "top-5" in capsys.readouterr().out
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"view.png", "saliency.png", "smoothgrad.png"}
     assert main(["explain", str(tmp_path / "missing.png")]) == 2
+
+
+def test_bad_extras_settings_fail_before_any_work(lite0, tmp_path):
+    from conftest import TINY_JOB, featvis
+
+    from featvis_core import FeatvisError
+    from featvis_pipeline import extras
+    from featvis_pipeline.jobs import load_job
+    from featvis_pipeline.plan import make_plan
+
+    flows = tmp_path / "flows.yaml"
+    base = TINY_JOB.format(store=tmp_path / "store", batch=4, extra="")
+    for extra, message in [
+        ("    examples: {folder: skimage, explain_layer: blocks.99}\n", "unknown layer 'blocks.99'"),
+        ("    zoom: {logits: [not a class]}\n", "unknown class 'not a class'"),
+        ("    examples: {folder: skimage, crops: -1}\n", "examples.crops"),
+        ("    examples: {folder: skimage, min_scale: 0.5, max_scale: 0.3}\n", "below min_scale"),
+    ]:
+        flows.write_text(base + extra)
+        with pytest.raises(FeatvisError, match=message):
+            job = load_job(flows, "tiny")
+            extras.check(job, make_plan("tiny", job, lite0))
+    flows.write_text(base + "    examples: {folder: %s}\n" % (tmp_path / "nowhere"))
+    result = featvis("run", "tiny", "--flows", str(flows))
+    assert result.returncode == 2 and "is not a folder" in result.stderr, result.stderr[-500:]
+    assert not (tmp_path / "store" / "manifests").exists()  # nothing rendered
