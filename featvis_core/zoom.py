@@ -51,8 +51,7 @@ class ZoomConfig:
 
 
 def zoom_in(linear: torch.Tensor, factor: float) -> torch.Tensor:
-    """Magnify (B, C, S, S) images by `factor` about their centres (bilinear, same size)."""
-    size = linear.shape[-1]
+    """Magnify (B, C, S, S) images by `factor` about their centres (bicubic, same size)."""
     theta = torch.tensor([[1 / factor, 0.0, 0.0], [0.0, 1 / factor, 0.0]], device=linear.device, dtype=linear.dtype)
     grid = F.affine_grid(theta.expand(len(linear), 2, 3), list(linear.shape), align_corners=False)
     return F.grid_sample(linear, grid, mode="bicubic", padding_mode="border", align_corners=False)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from featvis_core import FeatvisError, Kind, Unit
-from featvis_core.units import LOGITS
 
 from .extras_spec import ExamplesSpec
 from .store import Store, file_entry, write_json_atomic

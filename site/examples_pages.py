@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from featvis_site import layout
-from featvis_site.atlas import Atlas, Model, StoredFile, Unit
+from featvis_site.atlas import Atlas, Model, Unit
 from featvis_site.verify import inside, sha256_file
 
 MANIFESTS = "examples/manifests"
@@ -283,7 +283,7 @@ def _read_circuits(root: Path, manifest: _Manifest, model: Model, got: ModelExtr
             continue
         if data.layer not in layers or data.previous not in layers:
             continue
-        ident = lambda layer, index: _unit_id(layers[layer].units, index)  # noqa: E731
+        ident = lambda layer, index: _unit_id(model, layer, index)  # noqa: E731
         for unit, links in data.upstream.items():
             me = ident(data.layer, _int(unit))
             if me:
@@ -298,11 +298,28 @@ def _int(text: str) -> int:
     return int(text) if text.isascii() and text.isdecimal() else -1
 
 
-def _unit_id(units: list[Unit], index: int) -> str | None:
-    for unit in units:
-        if unit.index == index and unit.kind in ("channel", "logit") and unit.published:
-            return unit.unit
-    return None
+_INDEX: dict[int, tuple[Model, dict]] = {}
+
+
+def _units_of(model: Model) -> dict[Any, tuple[str, Unit]]:
+    """(layer, index) and unit id -> (layer name, unit) for the model's published channels and logits,
+    built once per model (links are looked up for every unit of a whole-model atlas)."""
+    cached = _INDEX.get(id(model))
+    if cached is None or cached[0] is not model:
+        table: dict[Any, tuple[str, Unit]] = {}
+        for layer in model.layers:
+            for unit in layer.units:
+                if unit.published:
+                    table[unit.unit] = (layer.name, unit)
+                    if unit.kind in ("channel", "logit"):
+                        table.setdefault((layer.name, unit.index), (layer.name, unit))
+        cached = _INDEX[id(model)] = (model, table)
+    return cached[1]
+
+
+def _unit_id(model: Model, layer: str, index: int) -> str | None:
+    found = _units_of(model).get((layer, index))
+    return found[1].unit if found else None
 
 
 def _read_zoom(root: Path, manifest: _Manifest, got: ModelExtras, warnings: list[str]) -> None:
@@ -335,20 +352,13 @@ def _front(title: str, **more: Any) -> str:
 
 def _unit_link(page: str, model: Model, unit_id: str, plan: Any) -> dict[str, Any] | None:
     """Where a unit's lightbox opens (its layer page with #k=) and its thumbnail, seen from `page`."""
-    for layer in model.layers:
-        for unit in layer.units:
-            if unit.unit == unit_id and unit.published and plan.assets(unit):
-                target = layout.page_url(layout.layer_page(model.name, layer.name))
-                return {"href": layout.rel(page, target) + f"#k={unit.key12}", "thumb": layout.rel(page, plan.assets(unit).thumb),
-                        "label": unit.label, "unit": unit.unit}
-    return None
-
-
-def _channel_unit(model: Model, layer: str, channel: int) -> str | None:
-    for l in model.layers:
-        if l.name == layer:
-            return _unit_id(l.units, channel)
-    return None
+    found = _units_of(model).get(unit_id)
+    if found is None or plan.assets(found[1]) is None:
+        return None
+    layer, unit = found
+    target = layout.page_url(layout.layer_page(model.name, layer))
+    return {"href": layout.rel(page, target) + f"#k={unit.key12}", "thumb": layout.rel(page, plan.assets(unit).thumb),
+            "label": unit.label, "unit": unit.unit}
 
 
 def render_explain(model: Model, got: ModelExtras, plan: Any) -> tuple[str, str]:
@@ -357,7 +367,7 @@ def render_explain(model: Model, got: ModelExtras, plan: Any) -> tuple[str, str]
     for item in got.explained:
         channels = []
         for channel, mean, heat in item.channels:
-            unit = _channel_unit(model, got.explain_layer or "", channel)
+            unit = _unit_id(model, got.explain_layer or "", channel)
             channels.append({"channel": channel, "mean": mean, "map": layout.rel(page, layout.media_path(heat)),
                              "link": _unit_link(page, model, unit, plan) if unit else None})
         images.append({

@@ -3,7 +3,6 @@ tiny images and one or two layers (no Prefect: the stage's tasks run inline)."""
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np

@@ -8,7 +8,6 @@ FEATVIS_EXTRAS_STORE=/path/to/store (e.g. the demo's ./store) runs the same chec
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
