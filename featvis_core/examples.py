@@ -14,6 +14,7 @@ so a unit's synthetic image and its real examples answer the same question. Logi
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -32,6 +33,7 @@ from .units import LOGITS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 EXAMPLES_VERSION = "1"  # bump when a change alters scores or crops: invalidates every cached shard
 MAX_PIXELS = 64_000_000  # a decompression bomb is refused, not decoded
+log = logging.getLogger("featvis.examples")
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,11 @@ def _batches(paths: Sequence[Path], idents: Sequence[str], spec: CropSpec, size:
     pending: list[torch.Tensor] = []
     numbers: list[int] = []
     for position, (path, ident) in enumerate(zip(paths, idents)):
-        image = open_rgb(path)
+        try:
+            image = open_rgb(path)
+        except (OSError, ValueError) as error:  # a truncated or foreign file must not stop a folder of 50,000
+            log.warning("skipping %s: %s", path, error)
+            continue
         small = reduced(image, spec, size)
         for view in range(per):
             pending.append(to_tensor(view_image(small, ident, view, spec, size, image.size)))

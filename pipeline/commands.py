@@ -186,6 +186,9 @@ def run(args: Namespace) -> int:
         print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
               f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
         failed = summary["failed"]
+        if isinstance(summary.get("extras"), dict) and summary["extras"].get("error"):
+            print(f"{args.job}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
+            failed = failed or 1
     if site:
         print(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
     return 1 if failed else 0

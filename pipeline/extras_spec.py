@@ -23,7 +23,7 @@ class ExamplesSpec(_Strict):
     top: int = Field(9, ge=1, le=64)  # examples per unit
     negatives: int = Field(3, ge=0, le=32)  # most negative examples per unit
     shard: int = Field(32, ge=1, le=100_000)  # images per shard, on average
-    batch: int = Field(32, ge=1, le=1024)  # views per forward pass
+    batch: int = Field(16, ge=1, le=1024)  # views per forward pass (on CPU larger batches cost memory, not time)
     explain: bool = True  # an "Explain" page for the example images
     explain_layer: str | None = None  # default: the job's deepest rendered layer
     explain_images: int = Field(16, ge=0, le=1000)  # the images most units show

@@ -155,8 +155,12 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     extra = None
     if extras.wanted(spec):  # dataset examples, explain pages, circuit links, zoom dives (pipeline/extras.py)
         extra_runner = make_runner(spec.runner)
-        with shared_api_url(spec.runner), extra_runner.task_runner:
-            extra = extras.run_extras(job, spec, plan, store, extra_runner.task_runner)
+        try:
+            with shared_api_url(spec.runner), extra_runner.task_runner:
+                extra = extras.run_extras(job, spec, plan, store, extra_runner.task_runner)
+        except Exception as error:  # noqa: BLE001 - the rendered units stand; the next run retries the extras
+            logger.error("%s: extras failed: %s", job, _one_line_error(error))
+            extra = {"error": _one_line_error(error)}
     write_model_card(store, plan)  # again: the workers may have added filters.png
     wall = time.perf_counter() - began
     summary = {
@@ -190,6 +194,10 @@ def build_site(store: Path, out: Path) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+
+
+def _one_line_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300] if str(error).strip() else ''}"
 
 
 def _one_line(state) -> str:

@@ -196,3 +196,18 @@ def test_bad_extras_settings_fail_before_any_work(lite0, tmp_path):
     result = featvis("run", "tiny", "--flows", str(flows))
     assert result.returncode == 2 and "is not a folder" in result.stderr, result.stderr[-500:]
     assert not (tmp_path / "store" / "manifests").exists()  # nothing rendered
+
+
+def test_an_unreadable_file_is_skipped_not_fatal(folder, tmp_path):
+    import shutil
+
+    broken = tmp_path / "images"
+    shutil.copytree(folder, broken)
+    (broken / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    from featvis_core.examples import list_images
+
+    paths = list_images(broken)
+    ids = [image_id(p) for p in paths]
+    numbers = torch.cat([n for n, _ in views_of(paths, ids, CropSpec(crops=1), 32, batch=3)]).tolist()
+    skipped = [p.name for p in paths].index("truncated.png")
+    assert numbers == [n for n in range(2 * len(paths)) if n // 2 != skipped]
