@@ -172,7 +172,9 @@ def test_explain_image_gives_predictions_saliency_and_maps(lite0, tmp_path, caps
     assert main(["explain", str(tmp_path / "missing.png")]) == 2
 
 
-def test_bad_extras_settings_fail_before_any_work(lite0, tmp_path):
+def test_bad_extras_settings_fail_before_any_work(prefect_server, lite0, tmp_path):
+    # prefect_server first: importing prefect (via featvis_pipeline.extras) freezes its settings, and later
+    # tests of this session must see the session server's PREFECT_API_URL
     from conftest import TINY_JOB, featvis
 
     from featvis_core import FeatvisError
