@@ -4,6 +4,8 @@
     featvis layers MODEL              a model's layers, channel counts and sizes
     featvis run JOB [--dry-run]       run a flows.yaml job as a Prefect flow into its store
     featvis status JOB                how far a job is
+    featvis explain IMAGE [--model M]  top-5, saliency (Captum) and activation maps of one image
+    featvis examples JOB              only a job's real-image extras (dataset examples, explain, circuits, zoom)
     featvis verify [JOB] [--repair]   check every stored unit against its checksums
     featvis deploy [--job NAME]       serve jobs as Prefect deployments (their cron schedules)
     featvis site build|serve|publish  the gallery
@@ -60,6 +62,17 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             command.add_argument("--dry-run", action="store_true", help="print the plan and exit")
             command.add_argument("--site", type=Path, help="build the gallery into this folder afterwards")
+
+    explain = commands.add_parser("explain", help="top-5 predictions, saliency and activation maps of one image")
+    explain.add_argument("image", type=Path, help="a JPEG or PNG file")
+    explain.add_argument("--model", default="efficientnet_lite0", help="the classifier (default efficientnet_lite0)")
+    explain.add_argument("--layer", help="layer for the activation maps (default: the model's last listed layer)")
+    explain.add_argument("--channels", type=int, default=8, help="most active channels to map (default 8)")
+    explain.add_argument("--out", type=Path, default=Path("explain"), help="output folder (default: explain)")
+
+    examples = commands.add_parser("examples", help="only a job's dataset examples, explain pages, circuits, zoom")
+    examples.add_argument("job")
+    examples.add_argument("--flows", type=Path, default=Path("flows.yaml"))
 
     verify = commands.add_parser("verify", help="check stored units against their checksums")
     verify.add_argument("job", nargs="?", help="only this job's units (default: every job of flows.yaml)")

@@ -158,6 +158,55 @@ def layers(args: Namespace) -> int:
     return 0
 
 
+def explain(args: Namespace) -> int:
+    """Seed 004 for one image: predictions, saliency maps, the most active channels' activation maps."""
+    from featvis_core import load_model, media
+    from featvis_core.examples import open_rgb
+    from featvis_core.explain import explain as explain_image, heat_overlay
+    from featvis_core.models import check_model_name
+
+    check_model_name(args.model)
+    if not args.image.is_file():
+        raise FeatvisError(f"{args.image}: no such image file")
+    if not 1 <= args.channels <= 64:
+        raise FeatvisError(f"--channels must be 1-64, got {args.channels}")
+    try:
+        image = open_rgb(args.image)
+    except (OSError, ValueError) as error:
+        raise FeatvisError(f"{args.image}: not a readable image ({error})") from None
+    model = load_model(args.model)
+    layer = args.layer or model.layers()[-1].name
+    found = explain_image(model, image, layer, args.channels)
+    args.out.mkdir(parents=True, exist_ok=True)
+    media.write_png(args.out / "view.png", found.view)
+    media.write_png(args.out / "saliency.png", heat_overlay(found.view, found.saliency))
+    media.write_png(args.out / "smoothgrad.png", heat_overlay(found.view, found.smoothgrad))
+    for (channel, _), heat in zip(found.channels, found.maps):
+        media.write_png(args.out / f"{layer}-c{channel:04d}.png", heat_overlay(found.view, heat))
+    print(f"{args.image.name} on {model.name}: top-5")
+    for index, name, p in found.top5:
+        print(f"  {p:6.1%}  {name} ({index})")
+    print(f"most active channels of {layer} (mean activation): "
+          + ", ".join(f"{c} ({m:.2f})" for c, m in found.channels))
+    print(f"-> {args.out}/ (view.png, saliency.png, smoothgrad.png, {layer}-cNNNN.png)")
+    return 0
+
+
+def examples(args: Namespace) -> int:
+    from .examples import peak_rss_mb
+    from .extras import extras_flow
+
+    summary = extras_flow(job=args.job, flows=str(args.flows))
+    stats = summary.get("examples") or {}
+    if stats:
+        rate = f"{stats['views_per_s']} images/s" if stats.get("views_per_s") else "all cached"
+        print(f"{args.job}: examples over {stats['images']} images ({stats['views']} views with crops): "
+              f"{stats['shards_computed']} of {stats['shards']} shards computed, {stats['views_computed']} views in "
+              f"{stats['seconds']} s ({rate})")
+    print(f"{args.job}: extras {summary}; peak memory {peak_rss_mb():.0f} MB")
+    return 0
+
+
 def _plan(args: Namespace):
     from .flows import plan_job
     from .jobs import load_job
@@ -179,7 +228,11 @@ def run(args: Namespace) -> int:
         _print_plan(plan, pending, tiles, cached)
         return 0
     site = args.site or job.site
-    if not pending:  # nothing to render: no flow run, no Prefect server to start
+    from . import extras
+
+    extras_pending = extras.pending(args.job, job, plan, store)  # also checks folder, layer and classes first
+    if not pending and not extras_pending:
+        # nothing to render or compute: no flow run, no Prefect server to start
         store.sweep()
         write_model_card(store, plan)
         Manifest(plan, store, pending).save()
@@ -196,6 +249,9 @@ def run(args: Namespace) -> int:
         print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
               f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
         failed = summary["failed"]
+        if isinstance(summary.get("extras"), dict) and summary["extras"].get("error"):
+            print(f"{args.job}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
+            failed = failed or 1
     if site:
         print(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
     return 1 if failed else 0

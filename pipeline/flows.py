@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from featvis_core import load_model
 
-from . import devices
+from . import devices, extras
 from .jobs import JobSpec, RunnerSpec, load_job
 from .manifest import Manifest, write_model_card
 from .plan import Plan, Tile, make_plan
@@ -152,6 +152,15 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
                 manifest.save()
                 bar.update(len(tile.units))
                 update_progress_artifact(progress, 100.0 * done / len(tiles))
+    extra = None
+    if extras.wanted(spec):  # dataset examples, explain pages, circuit links, zoom dives (pipeline/extras.py)
+        extra_runner = make_runner(spec.runner)
+        try:
+            with shared_api_url(spec.runner), extra_runner.task_runner:
+                extra = extras.run_extras(job, spec, plan, store, extra_runner.task_runner)
+        except Exception as error:  # noqa: BLE001 - the rendered units stand; the next run retries the extras
+            logger.error("%s: extras failed: %s", job, _one_line_error(error))
+            extra = {"error": _one_line_error(error)}
     write_model_card(store, plan)  # again: the workers may have added filters.png
     wall = time.perf_counter() - began
     summary = {
@@ -164,6 +173,8 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
         "units_per_s": round(rendered / wall, 3) if wall else 0.0,
         "manifest": str(store.manifest_path(job)),
     }
+    if extra is not None:
+        summary["extras"] = extra
     create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
     logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, rendered, summary["cached"], failed, wall)
     site_dir = site or (str(spec.site) if spec.site else None)
@@ -183,6 +194,10 @@ def build_site(store: Path, out: Path) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else "-" for ch in text.lower())
+
+
+def _one_line_error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300] if str(error).strip() else ''}"
 
 
 def _one_line(state) -> str:

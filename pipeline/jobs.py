@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from featvis_core import FeatvisError, preset
 from featvis_core.models import check_model_name
 
+from .extras_spec import ExamplesSpec, ZoomSpec
+
 Channels = Union[Literal["all"], int, str, list[Union[int, str]]]
 
 
@@ -65,6 +67,8 @@ class JobSpec(Strict):
     scores: bool = True
     retries: int = Field(2, ge=0, le=20)
     site: Path | None = None  # build the gallery here after the run
+    examples: ExamplesSpec | None = None  # real images beside synthetic ones (pipeline/extras.py)
+    zoom: ZoomSpec | None = None  # eternal-zoom dives of class logits
     description: str = ""
 
     @field_validator("model")

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from featvis_site import hooks, pages
+from featvis_site import examples_pages, hooks, pages
 from featvis_site.atlas import Atlas
 from featvis_site.data import unit_record
 from featvis_site.errors import BuildFailed, SiteError
@@ -94,9 +94,11 @@ def _prepare(work: Path) -> tuple[Path, Path]:
     return docs, unitdata
 
 
-def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path) -> int:
+def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path,
+               extras: examples_pages.Extras | None = None) -> int:
     """Pages and theme assets into docs; per-unit JSON into unitdata (added to the media plan)."""
-    written = pages.render_pages(atlas, plan)
+    extras = extras or examples_pages.Extras()
+    written = examples_pages.add_pages(pages.render_pages(atlas, plan), atlas, plan, extras, pages.Page)
     for page in written:
         target = docs / page.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,12 +111,14 @@ def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path) -> int
                 continue
             target = unitdata / assets.meta
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(unit_record(model, unit, assets), separators=(",", ":")), encoding="utf-8")
+            record = {**unit_record(model, unit, assets), **examples_pages.unit_extras(model, unit, assets, plan, extras)}
+            target.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
             plan.links[assets.meta] = target
     return len(written)
 
 
-def write_config(work: Path, atlas: Atlas, docs: Path, out: Path, *, strict: bool, site_url: str | None) -> Path:
+def write_config(work: Path, atlas: Atlas, docs: Path, out: Path, *, strict: bool, site_url: str | None,
+                 extras: examples_pages.Extras | None = None) -> Path:
     """The generated mkdocs.yml: inherits site/mkdocs.yml, adds paths, nav and our hook."""
     config: dict[str, Any] = {
         "INHERIT": str(BASE_CONFIG),
@@ -122,7 +126,7 @@ def write_config(work: Path, atlas: Atlas, docs: Path, out: Path, *, strict: boo
         "site_dir": str(out.resolve()),
         "theme": {"name": "material", "custom_dir": str(THEME_DIR)},
         "hooks": [str(HOOKS_FILE)],
-        "nav": pages.nav(atlas),
+        "nav": examples_pages.nav(pages.nav(atlas), atlas, extras or examples_pages.Extras()),
         "strict": strict,
         "extra": {
             "featvis": {
@@ -184,6 +188,8 @@ def build_site(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     atlas = read_store(store)
+    extras = examples_pages.read_extras(atlas)  # dataset examples, explain pages, circuit links, dives
+    atlas.warnings.extend(extras.warnings)
     timings["read"] = time.perf_counter() - t0
     out = Path(out).absolute()  # MkDocs reads paths relative to its config file, which lives in `work`
     work = Path(work).absolute() if work else out.parent / f"{out.name}-src"
@@ -195,11 +201,11 @@ def build_site(
     t = time.perf_counter()
     plan = plan_media(atlas, budget)
     docs, unitdata = _prepare(work)
-    n_pages = write_docs(atlas, plan, docs, unitdata)
+    n_pages = write_docs(atlas, plan, docs, unitdata, extras)
     (work / hooks.PLAN).write_text(
         json.dumps({"links": [[dest, str(src)] for dest, src in plan.links.items()]}), encoding="utf-8"
     )
-    config_file = write_config(work, atlas, docs, out, strict=strict, site_url=site_url)
+    config_file = write_config(work, atlas, docs, out, strict=strict, site_url=site_url, extras=extras)
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -92,4 +92,27 @@ def check_site(site_dir: Path | str, site_url: str | None = None) -> list[Broken
                 for url in values if isinstance(values, list) else [values]:
                     if isinstance(url, str) and missing(_resolve(url, base, root_prefix)):
                         broken.append(Broken(rel, key, url))
+            for key, url in _nested_urls(data):  # real examples and circuit links (examples_pages.py)
+                if missing(_resolve(url, base, root_prefix)):
+                    broken.append(Broken(rel, key, url))
     return broken
+
+
+def _nested_urls(data: dict) -> list[tuple[str, str]]:
+    """(key, url) of every src/href inside a unit record's "examples" and "circuits"."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in ("src", "href") and isinstance(inner, str):
+                    found.append((f"{where}.{key}", inner))
+                else:
+                    walk(inner, where)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, where)
+
+    for key in ("examples", "circuits"):
+        walk(data.get(key), key)
+    return found

@@ -219,6 +219,8 @@
       if (t.device) bits.push(t.device);
       if (rec.size) bits.push(rec.size[0] + "×" + rec.size[1] + " px");
       $(".fv-lb-timing", box).textContent = bits.join(" · ");
+      // featvis-extras.js adds real examples and circuit links (record URLs are relative to metaUrl)
+      document.dispatchEvent(new CustomEvent("featvis:unit", { detail: { box: box, record: rec, url: metaUrl } }));
     }, function () {
       if (my === token) $(".fv-lb-scores", box).innerHTML = '<p class="fv-dim">Details are unavailable.</p>';
     });
