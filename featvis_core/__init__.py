@@ -1,9 +1,12 @@
 """featvis_core: a batched feature-visualization renderer in pure PyTorch.
 
-    from featvis_core import load_model, parse_units, preset, render
+    from featvis_core import load_model, preset, render
     model = load_model("efficientnet_lite0")
-    units = parse_units(model, ["blocks.10:0-7", "logits:hen"])
-    results = render(model, units["blocks.10"], preset("fast"))
+    results = render(model, model.units("blocks.10:0-7"), preset("fast"))  # one batch, one layer
+    results[0].image                                                        # (3, H, W) in [0, 1]
+    render(model, model.units("logits:hen,pelican"), preset("fast"))
+
+Units combine like Lucid's objectives: `channel("blocks.10", 3) - 0.5 * channel("blocks.10", 7)`.
 """
 
 from .config import PRESETS, RenderConfig, preset
@@ -12,12 +15,12 @@ from .models import Classifier, LayerInfo, load_model
 from .render import UnitRender, render
 from .schedules import Upscale
 from .transforms import Augment
-from .units import Kind, Unit
+from .units import Kind, Unit, channel, parse_selector
 
 __version__ = "0.1.0"
 RENDERER_VERSION = "3"  # bump when a change alters rendered pixels: invalidates every cached unit (3: 12 draws per step, one-sided padding folded)
 
 __all__ = [
     "Augment", "Classifier", "FeatvisError", "Kind", "LayerInfo", "PRESETS", "RENDERER_VERSION",
-    "RenderConfig", "Unit", "UnitRender", "Upscale", "load_model", "preset", "render",
+    "RenderConfig", "Unit", "UnitRender", "Upscale", "channel", "load_model", "parse_selector", "preset", "render",
 ]

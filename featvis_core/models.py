@@ -18,6 +18,7 @@ import difflib
 import hashlib
 import importlib
 import re
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from .errors import FeatvisError
+from .units import LOGITS, Unit, parse_selector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,6 +112,12 @@ class Classifier:
         forward pass and output a 4-D feature map. Any deeper module path can still be rendered."""
         return list(self._probe(size or self.input_size, depth))
 
+    def units(self, selector: str) -> list[Unit]:
+        """The units a selector names in this model (``blocks.10:0-7``, ``logits:hen,8``; see units.py)."""
+        layer = selector.strip().rpartition(":")[0]
+        count = len(self.classes) if layer == LOGITS else self.layer(layer).channels if layer else 0
+        return parse_selector(selector, count, self.class_index)
+
     def layer(self, name: str, size: int | None = None) -> LayerInfo:
         """Channel count and spatial size of one layer (any depth) at an input size."""
         path = self.resolve_layer(name)
@@ -166,14 +174,15 @@ def _is_plumbing(module: nn.Module) -> bool:
     """Padding, identity, dropout, flatten: modules that only move data, never worth an atlas page."""
     return re.fullmatch(r"\w*Pad[123]d|Identity|Dropout\w*|Flatten", type(module).__name__) is not None
 
-_PROBE_CACHE: dict[tuple[int, int, int], tuple[LayerInfo, ...]] = {}
+# Probes per model object (and input size, depth); forgotten with the model.
+_PROBE_CACHE: "weakref.WeakKeyDictionary[Classifier, dict[tuple[int, int], tuple[LayerInfo, ...]]]" = weakref.WeakKeyDictionary()
 
 
 def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, ...]:
     """Run one forward pass on a grey image and record every module's output shape and call count."""
-    cache_key = (id(model), size, depth)
-    if cache_key in _PROBE_CACHE:
-        return _PROBE_CACHE[cache_key]
+    probes = _PROBE_CACHE.setdefault(model, {})
+    if (size, depth) in probes:
+        return probes[(size, depth)]
     calls: dict[str, list[tuple[int, ...]]] = {}
     handles = []
     for path, module in model.module.named_modules():
@@ -197,7 +206,7 @@ def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, 
         for shape in shapes[:1]
         if len(shapes) == 1 and len(shape) == 4
     )
-    _PROBE_CACHE[cache_key] = infos
+    probes[(size, depth)] = infos
     return infos
 
 

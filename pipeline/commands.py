@@ -19,7 +19,7 @@ def render(args: Namespace) -> int:
     from featvis_core import load_model, media, preset
     from featvis_core import render as render_units
     from featvis_core.models import check_model_name
-    from featvis_core.units import LOGITS, group_by_layer, parse_selector
+    from featvis_core.units import LOGITS, group_by_layer
 
     from .plan import model_dir
 
@@ -31,11 +31,7 @@ def render(args: Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with clock("model load"):
         model = load_model(args.model, device)
-    units = []
-    for selector in args.units:
-        layer = selector.rpartition(":")[0]
-        count = len(model.classes) if layer == LOGITS else model.layer(layer).channels if layer else 0
-        units += parse_selector(selector, count, model.class_index)
+    units = [unit for selector in args.units for unit in model.units(selector)]
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
     folder = args.out / model_dir(args.model)
     images, labels, began = [], [], time.perf_counter()
