@@ -48,6 +48,7 @@ class RenderConfig:
     animation_size: int = 256  # cap on the animation's side in pixels
     crop: int | None = None  # first `crop_share` of steps: the model sees random crop x crop px windows
     crop_share: float = 0.875  # of its input view (same magnification, fewer pixels; see render.py)
+    crop_scale: tuple[float, float] | None = None  # zoom range of the crop phase (None: augment.scale)
     early_stop: int = 0  # stop when no image improved its best for this many steps (0: never)
     precision: str = "auto"  # auto (bf16 where the hardware has fast bf16) | fp32 | bf16
     seed: int = 0
@@ -65,11 +66,15 @@ class RenderConfig:
             (self.crop is None or self.crop >= 8, f"crop must be at least 8 px, got {self.crop}"),
             (self.augment.crop is None or self.augment.crop >= 8, f"augment crop must be at least 8 px, got {self.augment.crop}"),
             (0.0 <= self.crop_share <= 1.0, f"crop_share must be in [0, 1], got {self.crop_share}"),
+            (self.crop_scale is None or 0 < self.crop_scale[0] <= self.crop_scale[1],
+             f"crop_scale must be (low, high) with 0 < low <= high, got {self.crop_scale}"),
             (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise FeatvisError(message)
+        if self.crop_scale is not None:
+            object.__setattr__(self, "crop_scale", tuple(self.crop_scale))
         if isinstance(self.schedule, dict):
             object.__setattr__(self, "schedule", Upscale(**self.schedule))
         self.upscale  # validates the schedule name

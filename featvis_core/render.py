@@ -161,7 +161,8 @@ class Objective:
         self.setup, self.forward = setup, forward
         config = setup.config
         self.penalties = penalties(config)
-        self.cropped = dataclasses.replace(config.augment, crop=config.crop)
+        self.cropped = dataclasses.replace(config.augment, crop=config.crop,
+                                           scale=tuple(config.crop_scale or config.augment.scale))
         self.centred_view = Augment(pad=config.augment.pad, jitter=0, scale=(1.0, 1.0), rotate=0.0, jitter_after=0,
                                     fill=config.augment.fill, output=config.augment.output, zoom=config.augment.zoom)
 
