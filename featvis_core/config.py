@@ -122,7 +122,18 @@ class RenderConfig:
         return RenderConfig().replace(**data)
 
 
+DEFAULT_PRESET = "coarse-to-fine"
+
 PRESETS: dict[str, RenderConfig] = {
+    # The default, the best pictures per second measured (bench/README.md, "frontier"): Lucid's fft image,
+    # optimiser and transforms, grown coarse to fine from 112 to 224 px in 5 stages (`grow`), the model
+    # seeing it at its own size. The first 90 % of the steps show the model a random 128 px window zoomed
+    # 0.6-1.4x, so a step costs a window, not the canvas, and the picture must hold up at other scales and
+    # in crops; the last 10 % see the whole view, where the best image is chosen.
+    "coarse-to-fine": RenderConfig(
+        schedule="grow", size=224, steps=320, crop=128, crop_share=0.9, crop_scale=(0.6, 1.4),
+        augment=dataclasses.replace(LUCID_AUGMENT, zoom=1.0, scale=(0.9, 1.1)),
+    ),
     # Lucid / Lucent's render_vis: fft + decorrelation, 128 px, Adam 0.05, 512 steps, model sees 224 px.
     "lucid": RenderConfig(augment=dataclasses.replace(LUCID_AUGMENT, output=224)),
     # Lucent's recipe and settings, but for the first 7/8 of the steps the model sees a random 128 px window
@@ -146,9 +157,9 @@ PRESETS: dict[str, RenderConfig] = {
         param="maco", size=256, steps=256, optimizer="nadam", lr=1.0,
         augment=Augment(pad=0, jitter=32, scale=(1.0, 2.0), rotate=0.0, jitter_after=0, output=224, copies=4),
     ),
-    # Best speed/quality trade-off measured in bench/README.md: Lucid's recipe for 64 steps, the model
-    # seeing the canvas magnified as Lucent does (152 -> 224 px at 128 px, zoom kept at other sizes); the
-    # renderer's folded bf16 network does the rest.
+    # Previews: Lucid's recipe for 64 steps at 128 px, the model seeing the canvas magnified as Lucent
+    # does (152 -> 224 px at 128 px, zoom kept at other sizes). A third of the default's time, but washed
+    # out, and poor at other scales (bench/README.md).
     "fast": RenderConfig(size=128, steps=64, augment=dataclasses.replace(LUCID_AUGMENT, zoom=224 / 152)),
 }
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from featvis_core import FeatvisError
+from featvis_core.config import DEFAULT_PRESET, PRESETS
 
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -39,10 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="render units of a model now, without the pipeline")
     render.add_argument("model", help="efficientnet_lite0, a torchvision name, timm:NAME or package.module:factory")
     render.add_argument("units", nargs="+", help="selectors such as blocks.10:0-7, blocks.10:!3, logits:hen,pelican")
-    render.add_argument("--preset", default="fast", help="lucid, lucid-crop, seed-000, seed-003, graetz, maco or fast (default)")
+    render.add_argument("--preset", default=DEFAULT_PRESET,
+                        help=f"{DEFAULT_PRESET} (default), {', '.join(p for p in PRESETS if p != DEFAULT_PRESET)}")
     render.add_argument("--out", type=Path, default=Path("renders"), help="output folder (default: renders)")
-    render.add_argument("--steps", type=int, help="override the preset's steps")
-    render.add_argument("--size", type=int, help="override the preset's image size")
+    render.add_argument("--steps", type=int, help="override the preset's steps (in all)")
+    render.add_argument("--size", type=int, help="override the preset's image size (the final size)")
     render.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override any render setting, e.g. --set lr=0.05 --set param=pixel")
     render.add_argument("--batch", type=int, default=16, help="images per optimisation (default 16)")

@@ -3,7 +3,7 @@
 ```yaml
 defaults:              # shared by every job (a job's own fields win, mappings merge)
   store: store
-  preset: fast
+  preset: coarse-to-fine
 jobs:
   demo:
     model: efficientnet_lite0
@@ -28,7 +28,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from featvis_core import FeatvisError, preset
+from featvis_core import DEFAULT_PRESET, FeatvisError, preset
 from featvis_core.models import check_model_name
 
 from .extras_spec import ExamplesSpec, ZoomSpec
@@ -57,7 +57,7 @@ class JobSpec(Strict):
     model: str
     layers: dict[str, Channels] | list[str] = Field(default_factory=dict)
     logits: Channels | None = None
-    preset: str = "fast"
+    preset: str = DEFAULT_PRESET
     overrides: dict[str, Any] = Field(default_factory=dict)
     diversity: int = Field(1, ge=1, le=16)
     batch: int = Field(16, ge=1, le=4096)
