@@ -21,7 +21,7 @@ def plan_of(tmp_path, lite0, job_text):
 def test_shipped_flows_yaml_is_valid():
     jobs = load_jobs("flows.yaml")
     assert {"demo", "resnet50", "googlenet", "vgg19", "resnet18", "efficientnet_lite0"} <= set(jobs)
-    assert jobs["resnet50"].cron and jobs["demo"].preset == "fast"
+    assert jobs["resnet50"].cron and jobs["demo"].preset == "coarse-to-fine"
 
 
 def test_defaults_merge_into_jobs(tmp_path):
