@@ -22,6 +22,8 @@ from pathlib import Path
 
 from featvis_core import FeatvisError
 
+from .storeformat import StoreFormatError
+
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
         args = _parser().parse_args(argv)
         return getattr(commands, args.command)(args)
-    except FeatvisError as error:
+    except (FeatvisError, StoreFormatError) as error:
         print(f"featvis: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a permission, a path: the machine's state, not a bug

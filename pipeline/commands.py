@@ -8,6 +8,9 @@ from argparse import Namespace
 
 from featvis_core import FeatvisError
 
+from .jobs import one_line
+from .storeformat import StoreFormatError
+
 
 def render(args: Namespace) -> int:
     import torch
@@ -160,8 +163,12 @@ def status(args: Namespace) -> int:
 
     job, plan = _plan(args)
     store = Store(job.store)
-    manifest = store.read_manifest(args.job) or {}
-    errors = {u["unit"]: u["error"] for u in manifest.get("units", []) if u.get("error")}
+    try:
+        manifest = store.load_manifest(args.job)
+    except StoreFormatError as error:
+        print(f"{args.job}: {error} (featvis verify --repair removes it)", file=sys.stderr)
+        manifest = None
+    errors = {u.unit: u.error for u in manifest.units if u.error} if manifest else {}
     done = {u.spec for u in plan.units if store.is_done(u.path, u.key)}
     print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
     layers: dict[str, list[int]] = {}
@@ -174,16 +181,18 @@ def status(args: Namespace) -> int:
         print(f"  {layer:<24} {bar} {finished}/{total}")
     for unit, error in errors.items():
         if unit not in done:
-            print(f"  failed {unit}: {error}")
-    if manifest.get("updated"):
-        print(f"manifest updated {manifest['updated']}")
+            print(one_line(f"  failed {unit}: {error}"))
+    if manifest and manifest.updated:
+        print(one_line(f"manifest updated {manifest.updated}"))
     return 0
 
 
 def verify(args: Namespace) -> int:
     """Check every unit a job's manifest lists (done, or with a meta.json on disk) against the checksums
     in its meta.json; print one line per corrupt unit. --repair removes those units and marks them
-    pending in the manifest, so the site shows them as pending and the next run renders them again."""
+    pending in the manifest, so the site shows them as pending and the next run renders them again.
+    Every path comes from a manifest that was checked against the store's layout first: a manifest that
+    does not fit the format is reported (and with --repair removed) as a whole, never followed."""
     from .jobs import load_jobs
     from .store import Store, now
 
@@ -195,48 +204,45 @@ def verify(args: Namespace) -> int:
     for name in names:
         store = Store(jobs[name].store)
         path = store.manifest_path(name)
-        manifest = store.read_manifest(name)
-        if manifest is None and not path.exists():
-            print(f"{name}: no manifest in {jobs[name].store} (never run)")
-            continue
-        if not _manifest_is_sound(manifest):
+        try:
+            manifest = store.load_manifest(name)
+        except StoreFormatError as error:
             bad += 1
-            print(f"{name}: manifest {path} is not valid JSON or not a featvis manifest; "
-                  f"{'removed' if args.repair else '--repair removes it'} (the next run writes it anew)")
+            print(one_line(f"{name}: manifest {error}; {'removed' if args.repair else '--repair removes it'} "
+                           "(the next run writes it anew)"))
             if args.repair:
                 path.unlink(missing_ok=True)
             continue
+        if manifest is None:
+            print(f"{name}: no manifest in {jobs[name].store} (never run)")
+            continue
         repaired = []
-        for entry in manifest["units"]:
-            if entry["state"] != "done" and not (store.unit_dir(entry["path"]) / "meta.json").exists():
+        for entry in manifest.units:
+            if entry.state != "done" and not store.check(entry.path, verify=False).meta:
                 continue
             checked += 1
-            problems = store.problems(entry["path"])
-            meta = store.read_meta(entry["path"]) or {}
-            if not problems and meta.get("key") != entry["key"]:
-                problems = ["meta.json belongs to another key"]
+            problems = store.check(entry.path, entry.key).problems
             if problems:
                 bad += 1
-                print(f"{name}: {entry['unit']} ({entry['path']}): {'; '.join(problems)}")
+                print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
                 if args.repair:
-                    store.remove_unit(entry["path"])
-                    repaired.append(entry)
+                    try:
+                        store.remove_unit(entry.path)
+                    except StoreFormatError as error:
+                        print(one_line(f"{name}: {entry.unit}: left in place, {error}; remove that link yourself"))
+                    repaired.append(entry.key)
         if repaired:
-            for entry in repaired:
-                entry["state"], entry["error"] = "pending", None
-            states = [entry["state"] for entry in manifest["units"]]
-            manifest["counts"] = {state: states.count(state) for state in ("done", "pending", "failed")}
-            manifest["updated"] = now()
-            store.write_manifest(name, manifest)
+            units = [u.model_dump(by_alias=True) for u in manifest.units]
+            for entry in units:
+                if entry["key"] in repaired:
+                    entry["state"], entry["error"] = "pending", None
+            states = [entry["state"] for entry in units]
+            data = {**manifest.model_dump(by_alias=True), "units": units, "updated": now(),
+                    "counts": {state: states.count(state) for state in ("done", "pending", "failed")}}
+            store.write_manifest(name, data)
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
     print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0
-
-
-def _manifest_is_sound(manifest) -> bool:
-    fields = ("unit", "state", "path", "key")
-    return isinstance(manifest, dict) and isinstance(manifest.get("units"), list) and all(
-        isinstance(entry, dict) and all(isinstance(entry.get(f), str) for f in fields) for entry in manifest["units"])
 
 
 def deploy(args: Namespace) -> int:

@@ -19,6 +19,7 @@ from featvis_core.units import LOGITS, label, parse_selector
 
 from .jobs import JobSpec
 from .store import Store
+from .storeformat import NAME, model_dir, unit_path
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,6 @@ class Plan:
         return len(units) * self.config.diversity * self.config.augment.copies * self.config.total_steps
 
 
-def model_dir(name: str) -> str:
-    """Folder name of a model in the store ("timm:resnet50" -> "timm-resnet50")."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-
-
 def content_key(model: str, fingerprint: str, unit: Unit, settings: dict[str, Any]) -> str:
     payload = {"model": model, "weights": fingerprint, "unit": unit.spec, "settings": settings,
                "renderer": RENDERER_VERSION}
@@ -167,7 +163,10 @@ def make_plan(job_name: str, job: JobSpec, model: Classifier) -> Plan:
     folder = model_dir(job.model)
     planned = []
     for unit in expand_units(model, job):
+        if not NAME.fullmatch(unit.layer):
+            raise FeatvisError(f"layer {unit.layer!r} of {model.name} cannot name a store folder (letters, digits, "
+                               "'_', '.' and '-', at most 128, not starting with '.' or '-')")
         key = content_key(job.model, model.fingerprint, unit, settings)
-        path = f"{folder}/{unit.layer}/{unit.slug}@{key[:12]}"
+        path = unit_path(folder, unit.layer, unit.slug, key)
         planned.append(PlannedUnit(unit, key, path, label(unit, model.classes)))
     return Plan(job_name, job, model, config, planned)

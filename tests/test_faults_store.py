@@ -188,33 +188,44 @@ def meta_stats_from_disk(store: Path) -> dict[str, int]:
 
 # -- the store alone: no rendering -----------------------------------------------------------------
 
+K1 = "1" * 64
+
+
 def _unit(tmp_path: Path) -> tuple[Store, str]:
     store = Store(tmp_path)
-    relative = "m/l/c0001@k1"
+    relative = f"m/l/c0001@{K1[:12]}"
 
     def fill(folder):
-        (folder / "image.png").write_bytes(b"png")
-        return {"key": "k1", "status": "done", "files": {"image": "image.png"}}
+        for name in ("image.png", "image.webp", "thumb.webp"):
+            (folder / name).write_bytes(name.encode())
+        return {"schema": 1, "key": K1, "status": "done",
+                "files": {"image": "image.png", "image_web": "image.webp", "thumb": "thumb.webp"}}
 
     store.write_unit(relative, fill)
     return store, relative
 
 
+def _meta(files) -> dict:
+    return {"schema": 1, "key": K1, "status": "done", "files": files}
+
+
 @pytest.mark.parametrize("meta, problem", [
     ([1, 2, 3], "meta.json is not a JSON object"),
     ("text", "meta.json is not a JSON object"),
-    ({"key": "k1", "status": "done", "files": "image.png"}, "meta.json has no valid 'files' mapping"),
-    ({"key": "k1", "status": "done", "files": {"image": {"sha256": "00"}}}, "meta.json has a bad 'image' file entry"),
-    ({"key": "k1", "status": "done", "files": {"image": [3]}}, "meta.json has a bad 'image' file entry"),
-    ({"key": "k1", "status": "done", "files": {"image": {"path": "../../../etc/hostname", "sha256": "0", "bytes": 1}}},
+    (_meta("image.png"), "meta.json has no valid 'files' mapping"),
+    (_meta({"image": {"sha256": "00"}}), "meta.json has a bad 'image' file entry"),
+    (_meta({"image": [3]}), "meta.json has a bad 'image' file entry"),
+    (_meta({"image": {"path": "../../../etc/hostname", "sha256": "0", "bytes": 1}}),
      "meta.json: 'image' path escapes the unit folder"),
-    ({"key": "k1", "status": "done", "files": {}}, "meta.json lists no files"),
+    (_meta({}), "meta.json lists no files"),
+    ({**_meta({}), "schema": 2}, "meta.json: schema: must be 1, got 2"),
+    ({**_meta({}), "status": None}, "meta.json: status: must be 'done' or 'failed', got None"),
 ])
 def test_malformed_meta_is_a_readable_problem_not_a_crash(tmp_path, meta, problem):
     store, relative = _unit(tmp_path)
     (tmp_path / relative / "meta.json").write_text(json.dumps(meta))
     assert store.problems(relative) == [problem]
-    assert store.is_done(relative, "k1", verify=True) is False
+    assert store.is_done(relative, K1, verify=True) is False
 
 
 def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypatch):
@@ -230,7 +241,7 @@ def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space left"):
         store.write_manifest("job", {"units": ["new"]})
     monkeypatch.undo()
-    assert store.read_manifest("job") == {"units": ["old"]}
+    assert json.loads(store.manifest_path("job").read_text()) == {"units": ["old"]}
     assert sorted(p.name for p in (tmp_path / "manifests").iterdir()) == ["job.json"]
 
 

@@ -17,7 +17,7 @@ from featvis_site.layout import rel
 from featvis_site.linkcheck import check_site
 from featvis_site.media import plan_media
 from featvis_site.store_reader import read_store
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from featvis_site.cli import main
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 REPO = Path(__file__).resolve().parents[1]
 
