@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from featvis_core import RENDERER_VERSION
-from featvis_pipeline.storeformat import SCHEMA, Manifest, Meta, ModelCard
+from featvis_pipeline.storeformat import SCHEMA, Manifest, Meta, ModelCard, model_dir
 
 FIRST_CLASSES = [
     "tench", "goldfish", "great white shark", "tiger shark", "hammerhead", "electric ray", "stingray",
@@ -220,7 +220,7 @@ def make_store(
     (root / "manifests").mkdir(parents=True, exist_ok=True)
     (root / "locks").mkdir(exist_ok=True)
     for spec in models:
-        mdir = root / spec.name
+        mdir = root / model_dir(spec.name)
         mdir.mkdir(parents=True, exist_ok=True)
         videos = []
         if spec.video:
@@ -246,7 +246,7 @@ def make_store(
         manifest_units, counts = [], {"done": 0, "pending": 0, "failed": 0}
         for i, u in enumerate(plan):
             key = hashlib.sha256(f"{spec.name}|{u['unit']}|{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()
-            path = f"{spec.name}/{u['layer']}/{u['slug']}@{key[:12]}"
+            path = f"{model_dir(spec.name)}/{u['layer']}/{u['slug']}@{key[:12]}"
             state, error = "done", None
             if spec.pending_every and i % spec.pending_every == spec.pending_every - 1:
                 state = "pending"
@@ -299,7 +299,7 @@ def make_store(
         # a partial write the site must ignore
         (mdir / next(iter(spec.render), "logits") / ".c9999@deadbeef0000.tmp").mkdir(parents=True, exist_ok=True)
         manifest = {
-            "schema": SCHEMA, "job": spec.job if len(models) == 1 else f"{spec.job}-{spec.name}", "model": spec.name,
+            "schema": SCHEMA, "job": spec.job if len(models) == 1 else f"{spec.job}-{model_dir(spec.name)}", "model": spec.name,
             "preset": spec.preset, "settings": settings, "updated": "2026-11-21T20:00:00+00:00",
             "counts": counts, "units": manifest_units,
         }

@@ -36,23 +36,34 @@ MAX_SETTINGS = 400
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))  # Markdown keeps its placeholders in \x02..\x03
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value loses its control characters (a store's text must not speak Markdown's own codes)."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup: a macro's output, already finalized
+        return value.translate(_CONTROL)
+    return value
+
+
 def md(text: Any) -> Markup:
     """Text safe inside a Markdown heading: Markdown punctuation backslash-escaped, then HTML-escaped."""
-    return Markup(escape("".join("\\" + c if c in "\\`*_{}[]()#+!<>|" else c for c in str(text)), quote=True))
+    text = str(text).translate(_CONTROL)
+    return Markup(escape("".join("\\" + c if c in "\\`*_{}[]()#+!<>|" else c for c in text), quote=True))
 
 
 def _n(x: int) -> str:
     return f"{x:,}"
 
 
-ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, finalize=_finalize,
                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 ENV.filters.update(md=md, n=_n)
 
 
 def title(text: str) -> str:
     """A page or nav title: Material prints these without escaping (<title>, header, nav), so escape here."""
-    return escape(text, quote=True)
+    return escape(text.translate(_CONTROL), quote=True)
 
 
 @dataclass(frozen=True)
