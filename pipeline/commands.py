@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from argparse import Namespace
 
 from featvis_core import FeatvisError
 
+from . import stopping
 from .jobs import one_line
 from .storeformat import StoreFormatError
 
 
 def render(args: Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from featvis_core import load_model, media, preset
+    """Render units now, without the pipeline. Every setting goes through the same schema as flows.yaml's
+    overrides, the device is checked against this machine and each batch against its memory, all before the
+    model is loaded."""
+    from featvis_core import load_model, media
     from featvis_core import render as render_units
     from featvis_core.models import check_model_name
     from featvis_core.units import LOGITS, group_by_layer, parse_selector
+    from tqdm import tqdm
 
+    from . import devices
+    from .budget import check_tile
     from .plan import model_dir
+    from .settings import check_settings, render_config
 
     check_model_name(args.model)
-    overrides = _settings(args.set)
-    overrides.update({k: v for k, v in (("steps", args.steps), ("size", args.size)) if v is not None})
-    config = preset(args.preset, **overrides)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not 1 <= args.batch <= 4096:
+        raise FeatvisError(f"--batch must be between 1 and 4096, got {args.batch}")
+    changes = check_settings(_settings(args.set), "--set")
+    for option in ("steps", "size"):
+        if getattr(args, option) is not None:
+            changes.update(check_settings({option: getattr(args, option)}, f"--{option}"))
+    config = render_config(args.preset, changes, "render settings")
+    device = devices.resolve(args.device)
     model = load_model(args.model, device)
     units = []
     for selector in args.units:
@@ -35,11 +45,15 @@ def render(args: Namespace) -> int:
         count = len(model.classes) if layer == LOGITS else model.layer(layer).channels if layer else 0
         units += parse_selector(selector, count, model.class_index)
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
+    for batch in batches:
+        check_tile(model, batch[0].layer, len(batch), config, str(device), batch_name="--batch")
     folder = args.out / model_dir(args.model)
     images, labels, began = [], [], time.perf_counter()
-    with tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
+    with tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar, \
+            stopping.on_signals():
         for batch in batches:
-            results = render_units(model, batch, config, on_step=lambda step, steps, n=len(batch): bar.update(n))
+            results = render_units(model, batch, config,
+                                   on_step=lambda step, steps, n=len(batch): (stopping.check(), bar.update(n)))
             for result in results:
                 stem = folder / result.unit.layer / result.unit.slug
                 stem.parent.mkdir(parents=True, exist_ok=True)
@@ -60,15 +74,26 @@ def render(args: Namespace) -> int:
 
 
 def _settings(values: list[str]) -> dict:
-    """--set FIELD=VALUE pairs, values parsed as YAML (so 0.05, true and [1, 2] mean what they say)."""
+    """--set FIELD=VALUE pairs, values parsed as YAML (so 0.05, true and [1, 2] mean what they say); a dotted
+    FIELD (augment.pad=4) sets one field of a nested setting."""
     import yaml
 
-    overrides = {}
+    overrides: dict = {}
     for item in values:
         field, sep, value = item.partition("=")
-        if not sep:
-            raise FeatvisError(f"--set expects FIELD=VALUE, got {item!r}")
-        overrides[field.strip()] = yaml.safe_load(value)
+        if not sep or not field.strip():
+            raise FeatvisError(one_line(f"--set expects FIELD=VALUE, got {item!r}"))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise FeatvisError(one_line(f"--set {field.strip()}: {value!r} is not a value (YAML)")) from None
+        *parents, name = field.strip().split(".")
+        target = overrides
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise FeatvisError(one_line(f"--set {field.strip()}: {parent} is set to a value, not a mapping"))
+        target[name] = parsed
     return overrides
 
 
@@ -87,8 +112,13 @@ def _print_scores(model, results) -> None:
 def layers(args: Namespace) -> int:
     from featvis_core import load_model
     from featvis_core.models import check_model_name
+    from featvis_core.schedules import MAX_SIZE
 
     check_model_name(args.model)
+    if args.size is not None and not 8 <= args.size <= MAX_SIZE:
+        raise FeatvisError(f"--size must be between 8 and {MAX_SIZE} px, got {args.size}")
+    if not 1 <= args.depth <= 16:
+        raise FeatvisError(f"--depth must be between 1 and 16, got {args.depth}")
     model = load_model(args.model, pretrained=False)
     size = args.size or model.input_size
     print(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
@@ -107,16 +137,20 @@ def _plan(args: Namespace):
 
 
 def run(args: Namespace) -> int:
+    """Plan, check every tile against the device, then run the flow on the job's task runner. Ctrl-C and
+    SIGTERM stop it within a step (exit 130, 143); its temporary Prefect server never outlives it."""
+    from .budget import check_plan
     from .manifest import Manifest, write_model_card
     from .store import Store
 
     job, plan = _plan(args)
+    costs = check_plan(plan)
     store = Store(job.store)
     pending = plan.pending(store, verify=True)
     tiles = plan.tiles(pending)
     cached = len(plan.units) - len(pending)
     if args.dry_run:
-        _print_plan(plan, pending, tiles, cached)
+        _print_plan(plan, pending, tiles, cached, costs)
         return 0
     site = args.site or job.site
     if not pending:  # nothing to render: no flow run, no Prefect server to start
@@ -130,9 +164,22 @@ def run(args: Namespace) -> int:
 
             build_site(job.store, site)
     else:
-        from .flows import atlas
+        from .flows import run_job
+        from .server import prefect_api
 
-        summary = atlas(job=args.job, flows=str(args.flows), site=str(site) if site else None)
+        from prefect.exceptions import TerminationSignal
+
+        try:
+            with stopping.on_signals(), prefect_api():
+                summary = run_job(args.job, str(args.flows), str(site) if site else None)
+        except TerminationSignal:  # SIGTERM outside the flow's tile loop (Prefect's own handler raised it)
+            print(f"{args.job}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
+            return stopping.exit_code(signal.SIGTERM)
+        if summary["stopped"]:
+            print(f"{args.job}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
+                  f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
+                  f"manifest {summary['manifest']}")
+            return stopping.exit_code(summary["stopped"])
         print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
               f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
         failed = summary["failed"]
@@ -141,7 +188,7 @@ def run(args: Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_plan(plan, pending, tiles, cached) -> None:
+def _print_plan(plan, pending, tiles, cached, costs) -> None:
     by_layer: dict[str, list[int]] = {}
     waiting = {u.spec for u in pending}
     for unit in plan.units:
@@ -149,9 +196,9 @@ def _print_plan(plan, pending, tiles, cached) -> None:
         counts[0] += 1
         counts[1] += unit.spec in waiting
     print(f"job {plan.job_name}: model {plan.job.model}, preset {plan.job.preset}, store {plan.job.store}")
-    print(f"{'layer':<24}{'units':>7}{'pending':>9}")
+    print(f"{'layer':<24}{'units':>7}{'pending':>9}  largest tile (estimate)")
     for layer, (total, todo) in by_layer.items():
-        print(f"{layer:<24}{total:>7}{todo:>9}")
+        print(f"{layer:<24}{total:>7}{todo:>9}  {costs[layer].describe()}")
     config = plan.config
     print(f"{len(plan.units)} units, {cached} cached, {len(pending)} to render in {len(tiles)} tiles of <= "
           f"{plan.job.batch} images; {plan.image_steps(pending):,} image-steps at "

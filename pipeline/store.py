@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -221,18 +222,26 @@ class Store:
         return path
 
     @contextmanager
-    def lock_units(self, keys: list[str], wait: float = 0) -> Iterator[list[str]]:
+    def lock_units(self, keys: list[str], wait: float = 0,
+                   check: Callable[[], None] | None = None) -> Iterator[list[str]]:
         """Lock as many of `keys` as possible (waiting up to `wait` s for each); yield the keys held.
-        Locks are advisory fcntl locks: the OS drops them when a process dies, even by kill -9."""
+        Locks are advisory fcntl locks: the OS drops them when a process dies, even by kill -9. A long wait
+        calls `check()` every second, which may raise to stop waiting (a stop asked by the user)."""
         held: list[tuple[str, FileLock]] = []
         try:
             for key in keys:
                 lock = FileLock(self._lock_file(f"{key[:24]}.lock"))
-                try:
-                    lock.acquire(timeout=wait)
-                    held.append((key, lock))
-                except Timeout:
-                    continue
+                deadline = time.monotonic() + wait
+                while True:
+                    try:
+                        lock.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                        held.append((key, lock))
+                        break
+                    except Timeout:
+                        if time.monotonic() >= deadline:
+                            break
+                        if check:
+                            check()
             yield [key for key, _ in held]
         finally:
             for _, lock in held:

@@ -261,9 +261,9 @@ class ModelCard(Record):
 def explain(error: ValidationError) -> str:
     """The first problem of a validation error in user words: 'units.3.key: must be 64 hex digits'."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"] if part != "schema_") or "the file"
-    if first["loc"] and first["loc"][0] == "schema_":
-        where = "schema"
+    # loc parts in parentheses are the tags of a union's forms, not fields the user wrote
+    loc = ["schema" if part == "schema_" else part for part in first["loc"] if not str(part).startswith("(")]
+    where = ".".join(str(part) for part in loc) or "the file"
     kind, context = first["type"], first.get("ctx") or {}
     words = {
         "missing": "is missing",
@@ -286,6 +286,8 @@ def explain(error: ValidationError) -> str:
         "too_short": "has too few items",
         "greater_than_equal": f"must be at least {context.get('ge')}",
         "int_from_float": "must be a whole number",
+        "finite_number": "must be a finite number",
+        "extra_forbidden": "is not a known field",
     }
     message = words.get(kind, first["msg"])
     value = first.get("input")

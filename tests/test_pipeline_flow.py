@@ -75,10 +75,10 @@ def test_out_of_memory_halves_the_tile(tiny_flows, lite0, monkeypatch):
     [tile] = [t for t in plan.tiles(plan.units) if t.layer == "blocks.4"]
     real = tiles.render
 
-    def small_device(model, units, config):
+    def small_device(model, units, config, **kwargs):
         if len(units) > 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, units, config)
+        return real(model, units, config, **kwargs)
 
     monkeypatch.setattr(tiles, "render", small_device)
     report = tiles.render_tile(tile)
