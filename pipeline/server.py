@@ -46,6 +46,19 @@ def _command(port: int) -> list[str]:
             "--log-level", "error", "--lifespan", "on"]
 
 
+def _drain_prefect(timeout: float = 5.0) -> None:
+    """Send Prefect's queued logs and events while the server still listens (else, at exit, its workers
+    retry against a closed port for a minute)."""
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for worker in (APILogWorker, EventsWorker):
+            worker.drain_all(timeout=timeout)
+    except Exception:  # noqa: BLE001 - best effort: what is not sent is only telemetry of a finished run
+        pass
+
+
 @contextmanager
 def prefect_api(timeout: float | None = None) -> Iterator[str | None]:
     """Yield the API URL of this run's Prefect server: the configured one, else a temporary child server."""
@@ -90,6 +103,7 @@ def prefect_api(timeout: float | None = None) -> Iterator[str | None]:
             else:
                 os.environ["PREFECT_API_URL"] = previous
     finally:
+        _drain_prefect()
         server.terminate()
         try:
             server.wait(10)
