@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import time
@@ -11,7 +12,7 @@ from featvis_core import FeatvisError
 
 from . import stopping
 from .jobs import one_line
-from .storeformat import StoreFormatError
+from .storeformat import LOCKS, MANIFESTS, StoreFormatError
 
 
 def render(args: Namespace) -> int:
@@ -244,13 +245,22 @@ def verify(args: Namespace) -> int:
     from .store import Store, now
 
     jobs = load_jobs(args.flows)
-    names = [args.job] if args.job else list(jobs)
-    if args.job and args.job not in jobs:
+    names = [args.job] if args.job is not None else list(jobs)
+    if args.job is not None and args.job not in jobs:
         raise FeatvisError(f"{args.flows}: no job {args.job!r}; jobs: {', '.join(jobs)}")
     bad = checked = 0
+    stores: set[str] = set()
     for name in names:
         store = Store(jobs[name].store)
-        path = store.manifest_path(name)
+        if str(store.root) not in stores:  # the store's own folders: a link there leads writes elsewhere
+            stores.add(str(store.root))
+            for folder in (MANIFESTS, LOCKS):
+                if store.first_link(folder) == folder:
+                    bad += 1
+                    print(f"{jobs[name].store}: {folder} is a symbolic link, not a folder of the store; "
+                          f"{'removed' if args.repair else '--repair removes it'}")
+                    if args.repair:
+                        store.remove_link(folder)
         try:
             manifest = store.load_manifest(name)
         except StoreFormatError as error:
@@ -258,7 +268,7 @@ def verify(args: Namespace) -> int:
             print(one_line(f"{name}: manifest {error}; {'removed' if args.repair else '--repair removes it'} "
                            "(the next run writes it anew)"))
             if args.repair:
-                path.unlink(missing_ok=True)
+                _remove(store, f"{MANIFESTS}/{name}.json", file=True)
             continue
         if manifest is None:
             print(f"{name}: no manifest in {jobs[name].store} (never run)")
@@ -273,10 +283,7 @@ def verify(args: Namespace) -> int:
                 bad += 1
                 print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
                 if args.repair:
-                    try:
-                        store.remove_unit(entry.path)
-                    except StoreFormatError as error:
-                        print(one_line(f"{name}: {entry.unit}: left in place, {error}; remove that link yourself"))
+                    _remove(store, entry.path)
                     repaired.append(entry.key)
         if repaired:
             units = [u.model_dump(by_alias=True) for u in manifest.units]
@@ -290,6 +297,20 @@ def verify(args: Namespace) -> int:
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
     print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0
+
+
+def _remove(store, relative: str, file: bool = False) -> None:
+    """--repair: remove a corrupt unit folder or manifest; when the way to it goes through a symbolic link
+    (planted or copied into the store), remove that link instead, never what it points to."""
+    link = store.first_link(relative)
+    if link:
+        store.remove_link(link)
+        print(one_line(f"  removed the symbolic link {link} from the store"))
+    elif file:
+        path = store.root.joinpath(*relative.split("/"))
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    else:
+        store.remove_unit(relative)
 
 
 def deploy(args: Namespace) -> int:

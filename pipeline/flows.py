@@ -149,7 +149,10 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
                     interrupt, TerminationSignal) else signal.SIGINT)
                 stopping.request(stopped)
                 manifest.save()
-                _wind_down(futures, tiles, recorded, spec.retries, store, manifest, counts, logger)
+                # thread workers see the stop and abandon their tile at the next step; worker processes
+                # (Dask, Ray) do not: their cluster is closed with the task runner, so waiting is pointless
+                grace = STOP_GRACE_S if spec.runner.kind == "threads" else 1.0
+                _wind_down(futures, tiles, recorded, spec.retries, store, manifest, counts, logger, grace)
     write_model_card(store, plan)  # again: the workers may have added filters.png
     wall = time.perf_counter() - began
     rendered, failed = counts["rendered"], counts["failed"]
@@ -216,10 +219,16 @@ def _wind_down(futures: Any, tiles: list[Tile], recorded: set[int], retries: int
     for i in running:
         try:
             futures[i].wait(timeout=max(0.0, deadline - time.monotonic()))
-        except Exception:  # noqa: BLE001 - a tile that cannot be waited for stays pending
-            continue
-        if futures[i].state.is_final():
-            _record(futures[i], tiles[i], retries, store, manifest, counts, logger)
+            if futures[i].state.is_final():
+                _record(futures[i], tiles[i], retries, store, manifest, counts, logger)
+                continue
+        except Exception:  # noqa: BLE001 - a tile that cannot be waited for: the store says what it wrote
+            pass
+        tile = tiles[i]  # still running elsewhere (a worker process): units it wrote are done, the rest pending
+        written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
+        manifest.record(written, {})
+        counts["rendered"] += len(written)
+    manifest.save()
 
 
 def run_job(job: str, flows: str, site: str | None = None) -> dict[str, Any]:

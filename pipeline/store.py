@@ -151,6 +151,23 @@ class Store:
             os.rename(folder, trash)
             _remove(trash)
 
+    def first_link(self, relative: str) -> str | None:
+        """The first folder or file on `relative`'s way down from the root that is a symbolic link (None: none).
+        A store's own layout never has one: a link there was planted or copied in."""
+        parts = [part for part in relative.split("/") if part not in ("", ".")]
+        if ".." in parts:
+            return None
+        for n in range(1, len(parts) + 1):
+            if self.root.joinpath(*parts[:n]).is_symlink():
+                return "/".join(parts[:n])
+        return None
+
+    def remove_link(self, relative: str) -> None:
+        """Remove a symbolic link inside the store (the link only, never what it points to)."""
+        if self.first_link(relative) != relative:
+            raise StoreFormatError(f"{relative} is not a link inside the store")
+        self.root.joinpath(*relative.split("/")).unlink()
+
     def sweep(self) -> int:
         """Delete temporary folders and files left by killed writers on this host; returns how many."""
         host, removed = socket.gethostname(), 0
