@@ -262,3 +262,56 @@ def test_disk_full_on_the_command_line_is_one_line(store_copy, capsys, monkeypat
     assert line.startswith("featvis: error: [Errno 28] No space left on device"), err
     assert (store / "manifests" / "tiny.json").read_bytes() == before
     assert hidden(store) == []
+
+
+# -- item 1 of issue 13: --repair never removes anything the store's layout does not name ------------------
+
+
+@pytest.mark.parametrize("path", ["../../elsewhere", "__ELSEWHERE__", "", ".", "..", "efficientnet_lite0/..",
+                                  "efficientnet_lite0/blocks.4/../../../elsewhere", "/", "manifests",
+                                  "efficientnet_lite0/blocks.4/c0000@000000000000/../../.."])
+def test_verify_repair_never_deletes_outside_the_store(tmp_path, capsys, path):
+    """A manifest entry marked done whose path climbs out, is absolute, empty or names a store folder: the
+    manifest is reported (and with --repair removed) as a whole; no folder it names is touched."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "keep").mkdir(parents=True)
+    (elsewhere / "keep" / "thesis.tex").write_text("precious")
+    store = tmp_path / "a" / "b" / "store"
+    (store / "manifests").mkdir(parents=True)
+    (store / "efficientnet_lite0" / "blocks.4").mkdir(parents=True)
+    (store / "efficientnet_lite0" / "model.json").write_text("{}")
+    key = "ab" * 32
+    unit = {"unit": "blocks.4:0", "layer": "blocks.4", "kind": "channel", "index": 0, "label": "x", "key": key,
+            "state": "done", "path": path.replace("__ELSEWHERE__", str(elsewhere)), "error": None}
+    manifest = {"schema": 1, "job": "tiny", "model": MODEL, "preset": "fast", "settings": {}, "updated": "",
+                "counts": {"done": 1}, "units": [unit]}
+    (store / "manifests" / "tiny.json").write_text(json.dumps(manifest))
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(TINY_JOB.format(store=store, batch=4, extra=""))
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    code, lines, err = run_cli(capsys, "verify", "--flows", str(flows))
+    assert code == 1 and err == "" and "is not a unit folder of this store" in lines[0], lines
+    code, lines, err = run_cli(capsys, "verify", "--repair", "--flows", str(flows))
+    assert code == 0 and err == "", (lines, err)
+    after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert set(before) - set(after) == {"a/b/store/manifests/tiny.json"}, "--repair removed more than the manifest"
+    assert (elsewhere / "keep" / "thesis.tex").read_text() == "precious"
+    code, lines, _ = run_cli(capsys, "verify", "--flows", str(flows))
+    assert code == 0 and lines[-1] == "checked 0 units: 0 corrupt"
+
+
+def test_sweep_ignores_names_it_did_not_write(tmp_path):
+    """A store's own `.…~….tmp` names: a name with too few parts is not a crash, a link is removed, not followed."""
+    import socket
+
+    store = Store(tmp_path / "store")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    folder = tmp_path / "store" / "m" / "l"
+    folder.mkdir(parents=True)
+    (folder / f".a~{socket.gethostname()}.tmp").mkdir()  # one part short: the old sweep raised IndexError
+    (folder / ".b~trash~1234.tmp").symlink_to(outside)
+    assert store.sweep() == 1
+    assert (outside / "keep.txt").exists() and not (folder / ".b~trash~1234.tmp").is_symlink()
