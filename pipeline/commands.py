@@ -147,6 +147,8 @@ def run(args: Namespace) -> int:
     job, plan = _plan(args)
     costs = check_plan(plan)
     store = Store(job.store)
+    if not args.dry_run:
+        store.check_folders(plan.folders)
     pending = plan.pending(store, verify=True)
     tiles = plan.tiles(pending)
     cached = len(plan.units) - len(pending)

@@ -116,6 +116,7 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     plan = plan_job(job, spec)
     costs = check_plan(plan)
     store = Store(spec.store)
+    store.check_folders(plan.folders)
     swept = store.sweep()
     if swept:
         logger.info("removed %d partial files left by an interrupted run", swept)

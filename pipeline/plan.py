@@ -78,6 +78,11 @@ class Plan:
     def model_dir(self) -> str:
         return model_dir(self.job.model)
 
+    @property
+    def folders(self) -> list[str]:
+        """The store folders this plan writes into: its model folder and one folder per layer."""
+        return [self.model_dir, *dict.fromkeys(f"{self.model_dir}/{u.unit.layer}" for u in self.units)]
+
     def pending(self, store: Store, verify: bool = False) -> list[PlannedUnit]:
         return [u for u in self.units if not store.is_done(u.path, u.key, verify)]
 

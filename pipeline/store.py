@@ -102,11 +102,22 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------
     def _parent(self, relative: str) -> Path:
-        """The layer folder of a unit, created, and refused when any folder on the way is a link."""
-        final = self.unit_dir(relative)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        storeformat.contained(self.root, relative.rsplit("/", 1)[0])
-        return final
+        """The layer folder of a unit, created one level at a time, each level checked first: a link planted
+        for a model or layer folder is refused before anything is created through it."""
+        storeformat.parse_unit_path(relative)
+        model, layer, name = relative.split("/")
+        for folder in (model, f"{model}/{layer}"):
+            storeformat.contained(self.root, folder).mkdir(parents=folder == model, exist_ok=True)
+        return self.root / model / layer / name  # a link in its place is moved aside by _replace, never followed
+
+    def check_folders(self, folders: list[str]) -> None:
+        """Refuse (StoreFormatError, one line) a store whose own folders a run writes into (`manifests`,
+        `locks`, a model or layer folder) are links: found before a run starts, not half-way through it."""
+        for folder in (MANIFESTS, LOCKS, *folders):
+            link = self.first_link(folder)
+            if link:
+                raise StoreFormatError(f"{self.root / link} is a symbolic link, not a folder of the store "
+                                       "(featvis verify --repair removes it)")
 
     def write_unit(self, relative: str, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """Create a unit atomically. `fill(folder)` writes the unit's files into a temporary folder and

@@ -311,8 +311,8 @@ def sandbox(tmp_path_factory, pristine) -> Path:
     return folder
 
 
-def check_store(pristine: Path, sandbox: Path, changes: list[tuple]) -> None:
-    """Break a copy of the store, run every command that reads it, repair it, and check the invariants."""
+def prepare(pristine: Path, sandbox: Path, changes: list[tuple]) -> tuple[Path, Path, Path, Path]:
+    """A fresh copy of the store broken by `changes`, a sentinel folder outside it, and a flows.yaml."""
     work = sandbox / "case"
     if work.exists():
         for path in work.rglob("*"):  # links first: rmtree must never follow one out
@@ -330,6 +330,12 @@ def check_store(pristine: Path, sandbox: Path, changes: list[tuple]) -> None:
         apply(store, outside, change)
         COUNTS[f"(mutation) {change[0]}"] += 1
     COUNTS["hostile store"] += 1
+    return work, store, outside, flows
+
+
+def check_store(pristine: Path, sandbox: Path, changes: list[tuple]) -> None:
+    """Break a copy of the store, run every command that reads it, repair it, and check the invariants."""
+    work, store, outside, flows = prepare(pristine, sandbox, changes)
     sentinel, before = tree(outside), tree(store)
     siblings = sorted(p.name for p in work.iterdir())
 

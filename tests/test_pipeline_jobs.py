@@ -37,7 +37,7 @@ def test_defaults_merge_into_jobs(tmp_path):
     ("jobs:\n  a: {model: efficientnet_lite0, logits: all, bacth: 4}\n", "job 'a': bacth: unknown field"),
     ("jobs:\n  a: {model: efficientnet_lite0}\n", "a job needs layers, logits or both"),
     ("jobs:\n  a: {model: efficientnet_lite0, logits: all, cron: 'every day'}\n", "cron 'every day' does not parse"),
-    ("jobs:\n  a: {model: efficientnet_lite0, logits: all, overrides: {steps: 0}}\n", "overrides: steps must be between 1 and 100,000, got 0"),
+    ("jobs:\n  a: {model: efficientnet_lite0, logits: all, overrides: {steps: 0}}\n", "overrides: steps must be positive and at most 100,000, got 0"),
     ("jobs:\n  a: {model: efficientnet_lite0, logits: all, overrides: {stpes: 3}}\n", "unknown render setting(s): stpes"),
     ("jobs:\n  a: {model: efficientnet_lite0, logits: all, preset: slow}\n", "unknown preset 'slow'"),
     ("jobs:\n  a: {model: efficientnet_lite0, logits: all, batch: 0}\n", "batch: must be at least 1, got 0"),
