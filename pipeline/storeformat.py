@@ -230,8 +230,11 @@ class Manifest(Record):
         """Every unit's path is `<model dir>/<its layer>/<slug>@<its key>`: StoreFormatError otherwise."""
         folder = model_dir(self.model)
         for i, entry in enumerate(self.units):
-            where = parse_unit_path(entry.path) if isinstance(entry.path, str) else None
-            if where is None or (where.model, where.layer, where.key12) != (folder, entry.layer, entry.key[:12]):
+            try:
+                where = parse_unit_path(entry.path)
+            except StoreFormatError as error:
+                raise StoreFormatError(f"units.{i}.path: {error}") from None
+            if (where.model, where.layer, where.key12) != (folder, entry.layer, entry.key[:12]):
                 raise StoreFormatError(f"units.{i}.path: {_short(entry.path)} is not {folder}/{entry.layer}/"
                                        f"<slug>@{entry.key[:12]}, the unit's own folder")
 
