@@ -4,8 +4,8 @@ Fakes a ResNet-50-sized store (every channel of the four stages, 256+512+1024+20
 class logits) with small but real WebP/animated-WebP/MP4 files, builds the site and prints the build time,
 its breakdown, the site size in bytes, and bytes per unit. Pass --store to measure a real store instead.
 
-    .venv/bin/python bench/bench_site.py                 # fake ResNet-50 store in a temp dir
-    .venv/bin/python bench/bench_site.py --store store   # a real store
+    .venv/bin/python -m bench.bench_site                 # fake ResNet-50 store in a temp dir
+    .venv/bin/python -m bench.bench_site --store store   # a real store
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ os.environ.setdefault("NO_MKDOCS_2_WARNING", "true")
 
 from featvis_site.build import build_site  # noqa: E402
 from featvis_site.media import PAGES_SITE_LIMIT  # noqa: E402
-from featvis_site.synthetic import bench_model, make_store  # noqa: E402
+from .synthetic import bench_model, make_store  # noqa: E402
 
 
 def _largest(site: Path, suffix: str) -> tuple[str, int]:

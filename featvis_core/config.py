@@ -11,8 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import FeatvisError
-from .schedules import Upscale, named
+from .schedules import MAX_SIGMA, MAX_SIZE, Upscale, named
 from .transforms import Augment
+
+# Bounds on every size, count and step number a config may ask for, so that no setting from flows.yaml or the
+# command line can make the renderer allocate terabytes or loop for ever (planning then checks the device).
+MAX_STEPS = 100_000  # seed-003 runs 1,050; Lucid 512
+MAX_FRAMES = 1_000
+MAX_COPIES = 64  # MACO uses 4
+MAX_DIVERSITY = 16
+MAX_VIEW = 4096  # side of the model's input
 
 LUCID_AUGMENT = Augment(pad=12, jitter=8, scale=(0.9, 1.1), rotate=10.0, jitter_after=4)
 SEED000_AUGMENT = Augment(
@@ -54,21 +62,35 @@ class RenderConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        aug = self.augment
         checks = [
             (self.param in ("pixel", "fft", "maco"), f"param must be pixel, fft or maco, not {self.param!r}"),
             (self.optimizer in ("adam", "sgd", "nadam"), f"optimizer must be adam, sgd or nadam, not {self.optimizer!r}"),
-            (self.steps >= 1, f"steps must be positive, got {self.steps}"),
-            (self.size >= 8, f"size must be at least 8 px, got {self.size}"),
-            (self.lr > 0, f"lr must be positive, got {self.lr}"),
-            (self.diversity >= 1, f"diversity must be at least 1, got {self.diversity}"),
+            (1 <= self.steps <= MAX_STEPS, f"steps must be positive and at most {MAX_STEPS:,}, got {self.steps}"),
+            (8 <= self.size <= MAX_SIZE, f"size must be at least 8 px and at most {MAX_SIZE} px, got {self.size}"),
+            (0 < self.lr <= 1e6, f"lr must be positive and at most 1e6, got {self.lr}"),
+            (1 <= self.diversity <= MAX_DIVERSITY, f"diversity must be at least 1 and at most {MAX_DIVERSITY}, got {self.diversity}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, not {self.precision!r}"),
-            (self.frames >= 1, f"frames must be at least 1, got {self.frames}"),
-            (self.crop is None or self.crop >= 8, f"crop must be at least 8 px, got {self.crop}"),
-            (self.augment.crop is None or self.augment.crop >= 8, f"augment crop must be at least 8 px, got {self.augment.crop}"),
+            (1 <= self.frames <= MAX_FRAMES, f"frames must be at least 1 and at most {MAX_FRAMES}, got {self.frames}"),
+            (16 <= self.animation_size <= MAX_SIZE, f"animation_size must be between 16 and {MAX_SIZE} px, got {self.animation_size}"),
+            (self.crop is None or 8 <= self.crop <= MAX_SIZE, f"crop must be at least 8 px and at most {MAX_SIZE} px, got {self.crop}"),
+            (aug.crop is None or 8 <= aug.crop <= MAX_SIZE, f"augment crop must be at least 8 px and at most {MAX_SIZE} px, got {aug.crop}"),
             (0.0 <= self.crop_share <= 1.0, f"crop_share must be in [0, 1], got {self.crop_share}"),
             (self.crop_scale is None or 0 < self.crop_scale[0] <= self.crop_scale[1],
              f"crop_scale must be (low, high) with 0 < low <= high, got {self.crop_scale}"),
-            (self.augment.copies >= 1, f"augment copies must be at least 1, got {self.augment.copies}"),
+            (1 <= aug.copies <= MAX_COPIES, f"augment copies must be at least 1 and at most {MAX_COPIES}, got {aug.copies}"),
+            (aug.output is None or 8 <= aug.output <= MAX_SIZE, f"augment output must be between 8 and {MAX_SIZE} px, got {aug.output}"),
+            (all(0 <= v <= 1024 for v in (aug.pad, aug.jitter, aug.jitter_after)), "augment pad, jitter and jitter_after must be between 0 and 1024 px"),
+            (0 <= aug.rotate <= 360, f"augment rotate must be between 0 and 360 degrees, got {aug.rotate}"),
+            (0 < aug.scale[0] <= aug.scale[1] <= 16, f"augment scale must be two numbers 0 < low <= high <= 16, got {aug.scale}"),
+            (0.1 <= aug.zoom <= 16, f"augment zoom must be between 0.1 and 16, got {aug.zoom}"),
+            (all(0 <= v <= 10 for v in (aug.brightness, aug.contrast, aug.saturation, aug.hue)), "augment colour jitter must be between 0 and 10"),
+            (-1e3 <= aug.fill <= 1e3 and -1e3 <= self.l1_centre <= 1e3, "augment fill and l1_centre must be between -1000 and 1000"),
+            (all(0 <= v <= 1e9 for v in (self.l1, self.l2, self.tv, self.diversity_weight)), "l1, l2, tv and diversity_weight must be between 0 and 1e9"),
+            (-16 <= self.decay <= 16, f"decay must be between -16 and 16, got {self.decay}"),
+            (0 <= self.blur_every <= MAX_STEPS and 0 <= self.early_stop <= MAX_STEPS, f"blur_every and early_stop must be between 0 and {MAX_STEPS:,}"),
+            (0 <= self.blur_sigma <= MAX_SIGMA and 0 <= self.input_blur <= MAX_SIGMA, f"blur_sigma and input_blur must be between 0 and {MAX_SIGMA}"),
+            (0 <= self.seed < 2**63, f"seed must be between 0 and 2**63 - 1, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -77,7 +99,11 @@ class RenderConfig:
             object.__setattr__(self, "crop_scale", tuple(self.crop_scale))
         if isinstance(self.schedule, dict):
             object.__setattr__(self, "schedule", Upscale(**self.schedule))
-        self.upscale  # validates the schedule name
+        upscale = self.upscale  # validates the schedule and bounds its stages and sizes
+        if upscale.steps > MAX_STEPS:
+            raise FeatvisError(f"the schedule runs {upscale.steps:,} steps, more than {MAX_STEPS:,}")
+        if aug.view_size(upscale.final) > MAX_VIEW:
+            raise FeatvisError(f"the model would see {aug.view_size(upscale.final)} px images, more than {MAX_VIEW} px")
 
     @property
     def upscale(self) -> Upscale:

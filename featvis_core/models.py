@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import inspect
 import re
+import sys
 import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -274,17 +276,48 @@ def _timm(name: str, pretrained: bool) -> Classifier:
 
 
 def _entrypoint(name: str) -> Classifier:
+    """A user's `package.module:factory`. Never called blindly: not from Python's standard library (`os:system`,
+    `sys:exit`), callable without arguments, failures and exits turned into one line, and what it returns
+    must be a classifier (an nn.Module whose output is one logit per class)."""
     module_name, _, attr = name.partition(":")
+    if module_name.split(".")[0] in sys.stdlib_module_names:
+        raise FeatvisError(f"model factory {name!r} is in Python's standard library, not a model factory")
     try:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as error:
         raise FeatvisError(f"cannot load model factory {name!r}: {error}") from None
-    made = factory()
-    if isinstance(made, Classifier):
-        return made
-    if not isinstance(made, nn.Module):
+    try:
+        inspect.signature(factory).bind()
+    except TypeError:
+        raise FeatvisError(f"model factory {name!r} is not callable without arguments") from None
+    except ValueError:  # a callable without a signature (some builtins): calling it is the only check left
+        pass
+    try:
+        made = factory()
+    except FeatvisError:
+        raise
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's code: its failure, in one line
+        raise FeatvisError(f"model factory {name!r} failed: {type(error).__name__}: {error}") from None
+    if not isinstance(made, (Classifier, nn.Module)):
         raise FeatvisError(f"model factory {name!r} returned {type(made).__name__}, not an nn.Module")
-    return Classifier(name, made, source="entrypoint")
+    model = made if isinstance(made, Classifier) else Classifier(name, made, source="entrypoint")
+    _check_classifier(name, model)
+    return model
+
+
+def _check_classifier(name: str, model: Classifier) -> None:
+    """One forward pass at the model's input size must give one logit per class."""
+    try:
+        with torch.no_grad():
+            out = model.module(torch.zeros(1, 3, model.input_size, model.input_size,
+                                           device=next(model.module.parameters(), torch.zeros(())).device))
+    except Exception as error:  # noqa: BLE001 - the user's model
+        raise FeatvisError(f"model {name!r} cannot run on a {model.input_size} px image: {type(error).__name__}: "
+                           f"{error}") from None
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (1, len(model.classes)):
+        raise FeatvisError(f"model {name!r} gives {shape} for one image, not {len(model.classes)} class logits; "
+                           "return a featvis_core.Classifier with its classes and input size")
 
 
 def torchvision_names() -> list[str]:

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 from .errors import FeatvisError
 
+MAX_SIZE = 2048  # image side in px (Graetz ends at 408, seed 003 at 400)
+MAX_STAGES = 64
+MAX_SIGMA = 32.0  # Gaussian blur sigma: its kernel is 2 * ceil(3 sigma) + 1 px wide
+
 
 @dataclass(frozen=True)
 class Upscale:
@@ -25,12 +29,19 @@ class Upscale:
     blur: float = 0.0  # sigma of the blur written into the image after each upscale (0: none)
 
     def __post_init__(self) -> None:
-        if self.start < 8:
-            raise FeatvisError(f"image size must be at least 8 px, got {self.start}")
+        if not 8 <= self.start <= MAX_SIZE:
+            raise FeatvisError(f"image size must be between 8 and {MAX_SIZE} px, got {self.start}")
         if self.every < 1:
             raise FeatvisError(f"steps must be positive, got {self.every}")
-        if self.factor < 1:
-            raise FeatvisError(f"upscale factor must be >= 1, got {self.factor}")
+        if not 1 <= self.factor <= 16:
+            raise FeatvisError(f"upscale factor must be between 1 and 16, got {self.factor}")
+        if self.stages is not None and not 1 <= self.stages <= MAX_STAGES:
+            raise FeatvisError(f"upscale stages must be between 1 and {MAX_STAGES}, got {self.stages}")
+        if self.until is not None and not 8 <= self.until <= MAX_SIZE:
+            raise FeatvisError(f"upscale until must be between 8 and {MAX_SIZE} px, got {self.until}")
+        if not 0 <= self.blur <= MAX_SIGMA:
+            raise FeatvisError(f"upscale blur must be between 0 and {MAX_SIGMA}, got {self.blur}")
+        self.sizes  # noqa: B018 - bounded: raises when the schedule needs too many stages or grows too large
 
     @property
     def sizes(self) -> list[int]:
@@ -43,8 +54,12 @@ class Upscale:
                 return sizes
             if self.until is not None and sizes[-1] >= self.until:
                 return sizes
+            if len(sizes) == MAX_STAGES:  # e.g. a factor so close to 1 that int() never grows the size
+                raise FeatvisError(f"the upscale schedule needs more than {MAX_STAGES} stages to reach {self.until} px")
             grown = int(sizes[-1] * self.factor)
             sizes.append(min(grown, self.until) if self.until else grown)
+            if sizes[-1] > MAX_SIZE:
+                raise FeatvisError(f"the upscale schedule grows to {sizes[-1]} px, more than {MAX_SIZE} px")
 
     @property
     def steps(self) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 
 from featvis_core import RENDERER_VERSION, UnitRender, media
 
-from .store import SCHEMA, now
+from .store import now
+from .storeformat import SCHEMA
 
 THUMB = 128  # grid thumbnail side (px)
 PREVIEW = 96  # hover animation side (px): ~30 KB for 16 frames keeps a 5,000-unit atlas far below 1 GB

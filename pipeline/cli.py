@@ -21,9 +21,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from featvis_core import FeatvisError
 from featvis_core.config import DEFAULT_PRESET, PRESETS
+
+from .stopping import Stopped, exit_code
+from .storeformat import StoreFormatError
 
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -33,8 +37,15 @@ PREFECT_DEFAULTS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), like every other error of featvis."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="featvis", description="Render and publish feature-visualization atlases.")
+    parser = Parser(prog="featvis", description="Render and publish feature-visualization atlases.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     render = commands.add_parser("render", help="render units of a model now, without the pipeline")
@@ -101,14 +112,19 @@ def main(argv: list[str] | None = None) -> int:
             return site_main(argv[1:])
         from . import commands
 
-        args = _parser().parse_args(argv)
+        try:
+            args = _parser().parse_args(argv)
+        except SystemExit as exit_:  # --help (0) or a usage error (2, its one line already printed)
+            return int(exit_.code or 0)
         return getattr(commands, args.command)(args)
-    except FeatvisError as error:
+    except (FeatvisError, StoreFormatError) as error:
         print(f"featvis: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # a full disk, a permission, a path: the machine's state, not a bug
         print(f"featvis: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except Stopped as stop:
+        return exit_code(stop.signum)
     except KeyboardInterrupt:
         print("featvis: interrupted", file=sys.stderr)
         return 130

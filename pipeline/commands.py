@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import sys
 import time
 from argparse import Namespace
@@ -11,37 +13,52 @@ from contextlib import contextmanager
 
 from featvis_core import FeatvisError
 
+from . import stopping
+from .jobs import one_line
+from .storeformat import LOCKS, MANIFESTS, StoreFormatError
+
 
 def render(args: Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from featvis_core import load_model, media, preset
+    """Render units now, without the pipeline. Every setting goes through the same schema as flows.yaml's
+    overrides, the device is checked against this machine and each batch against its memory, all before the
+    model is loaded."""
+    from featvis_core import load_model, media
     from featvis_core import render as render_units
     from featvis_core.models import check_model_name
     from featvis_core.units import LOGITS, group_by_layer
+    from tqdm import tqdm
 
+    from . import devices
+    from .budget import check_tile
     from .plan import model_dir
+    from .settings import check_settings, render_config
 
     clock = Phases()
     check_model_name(args.model)
-    overrides = _settings(args.set)
-    overrides.update({k: v for k, v in (("steps", args.steps), ("size", args.size)) if v is not None})
-    config = preset(args.preset, **overrides)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if not 1 <= args.batch <= 4096:
+        raise FeatvisError(f"--batch must be between 1 and 4096, got {args.batch}")
+    changes = check_settings(_settings(args.set), "--set")
+    for option in ("steps", "size"):
+        if getattr(args, option) is not None:
+            changes.update(check_settings({option: getattr(args, option)}, f"--{option}"))
+    config = render_config(args.preset, changes, "render settings")
+    device = devices.resolve(args.device)
     with clock("model load"):
         model = load_model(args.model, device)
     units = [unit for selector in args.units for unit in model.units(selector)]
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
+    for batch in batches:
+        check_tile(model, batch[0].layer, len(batch), config, str(device), batch_name="--batch")
     folder = args.out / model_dir(args.model)
     images, labels, began = [], [], time.perf_counter()
     # Media are encoded on two threads while the next batch renders (the encoders release the GIL).
-    with ThreadPoolExecutor(max_workers=2) as writers, \
+    with ThreadPoolExecutor(max_workers=2) as writers, stopping.on_signals(), \
             tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
         written = []
         for batch in batches:
             with clock("render"):
-                results = render_units(model, batch, config, on_step=lambda step, steps, n=len(batch): bar.update(n))
+                results = render_units(model, batch, config,
+                                       on_step=lambda step, steps, n=len(batch): (stopping.check(), bar.update(n)))
             clock.add("  of which network copy and set-up", results[0].timings["prepare_s"])
             clock.add("  of which optimisation steps", results[0].timings["steps_s"])
             for result in results:
@@ -116,15 +133,26 @@ def process_age() -> float:
 
 
 def _settings(values: list[str]) -> dict:
-    """--set FIELD=VALUE pairs, values parsed as YAML (so 0.05, true and [1, 2] mean what they say)."""
+    """--set FIELD=VALUE pairs, values parsed as YAML (so 0.05, true and [1, 2] mean what they say); a dotted
+    FIELD (augment.pad=4) sets one field of a nested setting."""
     import yaml
 
-    overrides = {}
+    overrides: dict = {}
     for item in values:
         field, sep, value = item.partition("=")
-        if not sep:
-            raise FeatvisError(f"--set expects FIELD=VALUE, got {item!r}")
-        overrides[field.strip()] = yaml.safe_load(value)
+        if not sep or not field.strip():
+            raise FeatvisError(one_line(f"--set expects FIELD=VALUE, got {item!r}"))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise FeatvisError(one_line(f"--set {field.strip()}: {value!r} is not a value (YAML)")) from None
+        *parents, name = field.strip().split(".")
+        target = overrides
+        for parent in parents:
+            target = target.setdefault(parent, {})
+            if not isinstance(target, dict):
+                raise FeatvisError(one_line(f"--set {field.strip()}: {parent} is set to a value, not a mapping"))
+        target[name] = parsed
     return overrides
 
 
@@ -143,8 +171,13 @@ def _print_scores(model, results) -> None:
 def layers(args: Namespace) -> int:
     from featvis_core import load_model
     from featvis_core.models import check_model_name
+    from featvis_core.schedules import MAX_SIZE
 
     check_model_name(args.model)
+    if args.size is not None and not 8 <= args.size <= MAX_SIZE:
+        raise FeatvisError(f"--size must be between 8 and {MAX_SIZE} px, got {args.size}")
+    if not 1 <= args.depth <= 16:
+        raise FeatvisError(f"--depth must be between 1 and 16, got {args.depth}")
     model = load_model(args.model, pretrained=False)
     size = args.size or model.input_size
     print(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
@@ -191,8 +224,13 @@ def explain(args: Namespace) -> int:
 def examples(args: Namespace) -> int:
     from .examples import peak_rss_mb
     from .extras import extras_flow
+    from .flows import make_runner
+    from .jobs import load_job
+    from .server import prefect_api
 
-    summary = extras_flow(job=args.job, flows=str(args.flows))
+    runner = make_runner(load_job(args.flows, args.job).runner)
+    with stopping.on_signals(), prefect_api():
+        summary = extras_flow.with_options(task_runner=runner.task_runner)(job=args.job, flows=str(args.flows))
     stats = summary.get("examples") or {}
     if stats:
         rate = f"{stats['views_per_s']} images/s" if stats.get("views_per_s") else "all cached"
@@ -212,16 +250,22 @@ def _plan(args: Namespace):
 
 
 def run(args: Namespace) -> int:
+    """Plan, check every tile against the device, then run the flow on the job's task runner. Ctrl-C and
+    SIGTERM stop it within a step (exit 130, 143); its temporary Prefect server never outlives it."""
+    from .budget import check_plan
     from .manifest import Manifest, write_model_card
     from .store import Store
 
     job, plan = _plan(args)
+    costs = check_plan(plan)
     store = Store(job.store)
+    if not args.dry_run:
+        store.check_folders(plan.folders)
     pending = plan.pending(store, verify=True)
     tiles = plan.tiles(pending)
     cached = len(plan.units) - len(pending)
     if args.dry_run:
-        _print_plan(plan, pending, tiles, cached)
+        _print_plan(plan, pending, tiles, cached, costs)
         return 0
     site = args.site or job.site
     from . import extras
@@ -239,9 +283,22 @@ def run(args: Namespace) -> int:
 
             build_site(job.store, site)
     else:
-        from .flows import atlas
+        from .flows import run_job
+        from .server import prefect_api
 
-        summary = atlas(job=args.job, flows=str(args.flows), site=str(site) if site else None)
+        from prefect.exceptions import TerminationSignal
+
+        try:
+            with stopping.on_signals(), prefect_api():
+                summary = run_job(args.job, str(args.flows), str(site) if site else None)
+        except TerminationSignal:  # SIGTERM outside the flow's tile loop (Prefect's own handler raised it)
+            print(f"{args.job}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
+            return stopping.exit_code(signal.SIGTERM)
+        if summary["stopped"]:
+            print(f"{args.job}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
+                  f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
+                  f"manifest {summary['manifest']}")
+            return stopping.exit_code(summary["stopped"])
         print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
               f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
         failed = summary["failed"]
@@ -253,7 +310,7 @@ def run(args: Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print_plan(plan, pending, tiles, cached) -> None:
+def _print_plan(plan, pending, tiles, cached, costs) -> None:
     by_layer: dict[str, list[int]] = {}
     waiting = {u.spec for u in pending}
     for unit in plan.units:
@@ -261,9 +318,9 @@ def _print_plan(plan, pending, tiles, cached) -> None:
         counts[0] += 1
         counts[1] += unit.spec in waiting
     print(f"job {plan.job_name}: model {plan.job.model}, preset {plan.job.preset}, store {plan.job.store}")
-    print(f"{'layer':<24}{'units':>7}{'pending':>9}")
+    print(f"{'layer':<24}{'units':>7}{'pending':>9}  largest tile (estimate)")
     for layer, (total, todo) in by_layer.items():
-        print(f"{layer:<24}{total:>7}{todo:>9}")
+        print(f"{layer:<24}{total:>7}{todo:>9}  {costs[layer].describe()}")
     config = plan.config
     print(f"{len(plan.units)} units, {cached} cached, {len(pending)} to render in {len(tiles)} tiles of <= "
           f"{plan.job.batch} images; {plan.image_steps(pending):,} image-steps at "
@@ -275,8 +332,12 @@ def status(args: Namespace) -> int:
 
     job, plan = _plan(args)
     store = Store(job.store)
-    manifest = store.read_manifest(args.job) or {}
-    errors = {u["unit"]: u["error"] for u in manifest.get("units", []) if u.get("error")}
+    try:
+        manifest = store.load_manifest(args.job)
+    except StoreFormatError as error:
+        print(f"{args.job}: {error} (featvis verify --repair removes it)", file=sys.stderr)
+        manifest = None
+    errors = {u.unit: u.error for u in manifest.units if u.error} if manifest else {}
     done = {u.spec for u in plan.units if store.is_done(u.path, u.key)}
     print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
     layers: dict[str, list[int]] = {}
@@ -289,69 +350,88 @@ def status(args: Namespace) -> int:
         print(f"  {layer:<24} {bar} {finished}/{total}")
     for unit, error in errors.items():
         if unit not in done:
-            print(f"  failed {unit}: {error}")
-    if manifest.get("updated"):
-        print(f"manifest updated {manifest['updated']}")
+            print(one_line(f"  failed {unit}: {error}"))
+    if manifest and manifest.updated:
+        print(one_line(f"manifest updated {manifest.updated}"))
     return 0
 
 
 def verify(args: Namespace) -> int:
     """Check every unit a job's manifest lists (done, or with a meta.json on disk) against the checksums
     in its meta.json; print one line per corrupt unit. --repair removes those units and marks them
-    pending in the manifest, so the site shows them as pending and the next run renders them again."""
+    pending in the manifest, so the site shows them as pending and the next run renders them again.
+    Every path comes from a manifest that was checked against the store's layout first: a manifest that
+    does not fit the format is reported (and with --repair removed) as a whole, never followed."""
     from .jobs import load_jobs
     from .store import Store, now
 
     jobs = load_jobs(args.flows)
-    names = [args.job] if args.job else list(jobs)
-    if args.job and args.job not in jobs:
+    names = [args.job] if args.job is not None else list(jobs)
+    if args.job is not None and args.job not in jobs:
         raise FeatvisError(f"{args.flows}: no job {args.job!r}; jobs: {', '.join(jobs)}")
     bad = checked = 0
+    stores: set[str] = set()
     for name in names:
         store = Store(jobs[name].store)
-        path = store.manifest_path(name)
-        manifest = store.read_manifest(name)
-        if manifest is None and not path.exists():
+        if str(store.root) not in stores:  # the store's own folders: a link there leads writes elsewhere
+            stores.add(str(store.root))
+            for folder in (MANIFESTS, LOCKS):
+                if store.first_link(folder) == folder:
+                    bad += 1
+                    print(f"{jobs[name].store}: {folder} is a symbolic link, not a folder of the store; "
+                          f"{'removed' if args.repair else '--repair removes it'}")
+                    if args.repair:
+                        store.remove_link(folder)
+        try:
+            manifest = store.load_manifest(name)
+        except StoreFormatError as error:
+            bad += 1
+            print(one_line(f"{name}: manifest {error}; {'removed' if args.repair else '--repair removes it'} "
+                           "(the next run writes it anew)"))
+            if args.repair:
+                _remove(store, f"{MANIFESTS}/{name}.json", file=True)
+            continue
+        if manifest is None:
             print(f"{name}: no manifest in {jobs[name].store} (never run)")
             continue
-        if not _manifest_is_sound(manifest):
-            bad += 1
-            print(f"{name}: manifest {path} is not valid JSON or not a featvis manifest; "
-                  f"{'removed' if args.repair else '--repair removes it'} (the next run writes it anew)")
-            if args.repair:
-                path.unlink(missing_ok=True)
-            continue
         repaired = []
-        for entry in manifest["units"]:
-            if entry["state"] != "done" and not (store.unit_dir(entry["path"]) / "meta.json").exists():
+        for entry in manifest.units:
+            if entry.state != "done" and not store.check(entry.path, verify=False).meta:
                 continue
             checked += 1
-            problems = store.problems(entry["path"])
-            meta = store.read_meta(entry["path"]) or {}
-            if not problems and meta.get("key") != entry["key"]:
-                problems = ["meta.json belongs to another key"]
+            problems = store.check(entry.path, entry.key).problems
             if problems:
                 bad += 1
-                print(f"{name}: {entry['unit']} ({entry['path']}): {'; '.join(problems)}")
+                print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
                 if args.repair:
-                    store.remove_unit(entry["path"])
-                    repaired.append(entry)
+                    _remove(store, entry.path)
+                    repaired.append(entry.key)
         if repaired:
-            for entry in repaired:
-                entry["state"], entry["error"] = "pending", None
-            states = [entry["state"] for entry in manifest["units"]]
-            manifest["counts"] = {state: states.count(state) for state in ("done", "pending", "failed")}
-            manifest["updated"] = now()
-            store.write_manifest(name, manifest)
+            units = [u.model_dump(by_alias=True) for u in manifest.units]
+            for entry in units:
+                if entry["key"] in repaired:
+                    entry["state"], entry["error"] = "pending", None
+            states = [entry["state"] for entry in units]
+            data = {**manifest.model_dump(by_alias=True), "units": units, "updated": now(),
+                    "counts": {state: states.count(state) for state in ("done", "pending", "failed")}}
+            store.write_manifest(name, data)
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
     print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0
 
 
-def _manifest_is_sound(manifest) -> bool:
-    fields = ("unit", "state", "path", "key")
-    return isinstance(manifest, dict) and isinstance(manifest.get("units"), list) and all(
-        isinstance(entry, dict) and all(isinstance(entry.get(f), str) for f in fields) for entry in manifest["units"])
+def _remove(store, relative: str, file: bool = False) -> None:
+    """--repair: remove a corrupt unit folder or manifest; when the way to it goes through a symbolic link
+    (planted or copied into the store), remove that link instead, never what it points to."""
+    link = store.first_link(relative)
+    if link:
+        store.remove_link(link)
+        print(one_line(f"  removed the symbolic link {link} from the store"))
+    elif file:
+        path = store.root.joinpath(*relative.split("/"))
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    else:
+        store.remove_unit(relative)
 
 
 def deploy(args: Namespace) -> int:

@@ -17,7 +17,7 @@ def serve_jobs(flows: Path, extra: list[str]) -> int:
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
 
-    from .flows import atlas
+    from .flows import atlas, make_runner
 
     jobs = load_jobs(flows)
     unknown = [name for name in extra if name not in jobs]
@@ -31,8 +31,9 @@ def serve_jobs(flows: Path, extra: list[str]) -> int:
                            "PREFECT_API_URL=http://127.0.0.1:4200/api")
     flows_path = str(Path(flows).resolve())
     deployments = [
-        atlas.to_deployment(name=name, cron=jobs[name].cron, parameters={"job": name, "flows": flows_path},
-                            description=jobs[name].description or f"featvis atlas job {name}")
+        atlas.with_options(task_runner=make_runner(jobs[name].runner).task_runner).to_deployment(
+            name=name, cron=jobs[name].cron, parameters={"job": name, "flows": flows_path},
+            description=jobs[name].description or f"featvis atlas job {name}")
         for name in chosen
     ]
     for name in chosen:

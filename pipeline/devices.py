@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 
 import torch
@@ -42,3 +43,26 @@ def current() -> torch.device:
         device = torch.device(f"cuda:{index % count}") if count else torch.device("cpu")
         _local.device = device
     return device
+
+
+def resolve(name: str | None, option: str = "--device") -> torch.device:
+    """The device a user named (cpu, cuda, cuda:N, mps), checked against this machine; the first GPU, else
+    the CPU, when none was named. A FeatvisError names what is available instead of a torch traceback."""
+    from featvis_core import FeatvisError
+
+    if name is None:
+        return torch.device("cuda" if gpu_count() else "cpu")
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d{1,3}))?", name.strip().lower())
+    if not match:
+        raise FeatvisError(f"{option} {name!r}: expected cpu, cuda, cuda:N or mps")
+    kind, index = match[1], int(match[2]) if match[2] else None
+    if kind == "cuda":
+        if not gpu_count():
+            raise FeatvisError(f"{option} {name}: no CUDA GPU is available here (torch sees none); use {option} cpu")
+        if index is not None and index >= gpu_count():
+            raise FeatvisError(f"{option} {name}: this machine has {gpu_count()} GPU(s), cuda:0 to cuda:{gpu_count() - 1}")
+    elif kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise FeatvisError(f"{option} {name}: Apple's MPS is not available here; use {option} cpu")
+    elif kind == "cpu" and index not in (None, 0):
+        raise FeatvisError(f"{option} {name}: there is one CPU device, cpu")
+    return torch.device(kind if index is None else f"{kind}:{index}")

@@ -390,7 +390,9 @@ def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: An
 def extras_flow(job: str, flows: str = "flows.yaml") -> dict[str, Any]:
     """Only the extras of a job (`featvis examples JOB`): examples, explain pages, circuit links of the
     units rendered so far, zoom dives."""
-    from .flows import make_runner, plan_job, shared_api_url
+    from prefect.context import FlowRunContext
+
+    from .flows import plan_job
     from .jobs import load_job
 
     spec = load_job(flows, job)
@@ -399,9 +401,7 @@ def extras_flow(job: str, flows: str = "flows.yaml") -> dict[str, Any]:
 
         raise FeatvisError(f"{flows}: job {job!r} has neither examples: nor zoom:")
     plan = plan_job(job, spec)
-    runner = make_runner(spec.runner)
-    with shared_api_url(spec.runner), runner.task_runner:
-        return run_extras(job, spec, plan, Store(spec.store), runner.task_runner)
+    return run_extras(job, spec, plan, Store(spec.store), FlowRunContext.get().task_runner)
 
 
 def _circuit_done(store: Store, job: CircuitJob) -> bool:

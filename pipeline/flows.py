@@ -7,27 +7,32 @@ after its retries leaves its units pending and the rest of the job completes.
 
 from __future__ import annotations
 
-import os
+import signal
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.client.orchestration import get_client
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.exceptions import TerminationSignal
+from prefect.context import FlowRunContext
 from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
 
-from featvis_core import load_model
+from featvis_core import FeatvisError, load_model
 
-from . import devices, extras
+from . import devices, extras, stopping
+from .budget import check_plan
 from .jobs import JobSpec, RunnerSpec, load_job
 from .manifest import Manifest, write_model_card
 from .plan import Plan, Tile, make_plan
 from .store import Store
+from .storeformat import StoreFormatError
 from .tiles import render_tile
+
+STOP_GRACE_S = 30.0  # a running tile stops at its next step; this only bounds a step that never ends
 
 _planning_models: dict[str, Any] = {}
 
@@ -37,21 +42,6 @@ def plan_job(job_name: str, job: JobSpec) -> Plan:
     if job.model not in _planning_models:
         _planning_models[job.model] = load_model(job.model, pretrained=False)
     return make_plan(job_name, job, _planning_models[job.model])
-
-
-@contextmanager
-def shared_api_url(spec: RunnerSpec) -> Iterator[None]:
-    """Worker processes (Dask, Ray) must report to this run's Prefect API. A temporary server's address
-    lives only in this process's settings, so export it for the workers the runner starts."""
-    if spec.kind == "threads" or os.environ.get("PREFECT_API_URL"):
-        yield
-        return
-    with get_client(sync_client=True) as client:
-        os.environ["PREFECT_API_URL"] = str(client.api_url)
-    try:
-        yield
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
 
 
 @dataclass(frozen=True)
@@ -78,19 +68,31 @@ def make_runner(spec: RunnerSpec) -> Runner:
         from prefect_ray import RayTaskRunner
 
         return Runner(RayTaskRunner(address=spec.address) if spec.address else RayTaskRunner(), spec.workers or 1)
-    from prefect.task_runners import ThreadPoolTaskRunner
-
     workers = devices.worker_count(spec.workers)
     return Runner(ThreadPoolTaskRunner(max_workers=workers), workers,
                   0 if devices.gpu_count() else devices.cpu_threads(workers))
 
 
-@task(name="render-tile", task_run_name="{tile.layer} tile {tile.index}", cache_policy=None)
+def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry_condition_fn: retry a crash (out of memory, a lost worker, a full disk), never a user
+    error (a bad layer, a store that breaks its format): it would fail the same way again."""
+    try:
+        state.result()
+    except (FeatvisError, StoreFormatError):
+        return False
+    except BaseException:  # noqa: BLE001 - anything else is worth another try
+        return True
+    return True
+
+
+@task(name="render-tile", task_run_name="{tile.layer} tile {tile.index}", cache_policy=None,
+      retry_condition_fn=retry_unless_user_error)
 def render_tile_task(tile: Tile, threads: int = 0) -> dict[str, Any]:
     report = render_tile(tile, threads)
     get_run_logger().info(
-        "%s: %d rendered, %d cached, %d failed in %.1f s (render %.1f s on %s)", report.tile, len(report.rendered),
-        len(report.cached), len(report.failed), report.total_s, report.render_s, report.device,
+        "%s: %d rendered, %d cached, %d failed%s in %.1f s (render %.1f s on %s)", report.tile, len(report.rendered),
+        len(report.cached), len(report.failed), f", {len(report.stopped)} stopped" if report.stopped else "",
+        report.total_s, report.render_s, report.device,
     )
     return asdict(report)
 
@@ -100,14 +102,22 @@ def _markdown_summary(job: str, summary: dict[str, Any]) -> str:
     return f"# featvis atlas: {job}\n\n| | |\n|---|---|\n{rows}\n"
 
 
-@flow(name="featvis-atlas", flow_run_name="{job}")
+@flow(name="featvis-atlas", flow_run_name="{job}", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[str, Any]:
-    """Render every pending unit of `job` from `flows` into its store; optionally build the site."""
+    """Render every pending unit of `job` from `flows` into its store; optionally build the site.
+
+    The task runner is set at the call site from the job's `runner:` (`run_job`, `featvis deploy`; one thread
+    when atlas is called bare).
+    A stop (Ctrl-C, SIGTERM) ends the loop: tiles not started are cancelled, running ones abandon their units
+    at the next step, finished units are recorded and the rest stay pending; the summary says `stopped`.
+    """
     logger = get_run_logger()
     began = time.perf_counter()
     spec = load_job(flows, job)
     plan = plan_job(job, spec)
+    costs = check_plan(plan)
     store = Store(spec.store)
+    store.check_folders(plan.folders)
     swept = store.sweep()
     if swept:
         logger.info("removed %d partial files left by an interrupted run", swept)
@@ -116,71 +126,126 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     manifest = Manifest(plan, store, pending)
     manifest.save()
     tiles = plan.tiles(pending)
-    logger.info("%s: %d units, %d cached, %d to render in %d tiles", job, len(plan.units),
-                len(plan.units) - len(pending), len(pending), len(tiles))
-    rendered = failed = 0
-    render_s = task_s = 0.0
-    workers = 1
+    logger.info("%s: %d units, %d cached, %d to render in %d tiles (%s)", job, len(plan.units),
+                len(plan.units) - len(pending), len(pending), len(tiles),
+                max(costs.values(), key=lambda c: c.bytes).describe() if costs else "nothing to estimate")
+    counts = {"rendered": 0, "failed": 0, "render_s": 0.0, "task_s": 0.0}
+    stopped: int | None = None
+    runner = make_runner(spec.runner)  # its workers and torch threads; the task runner itself is the caller's
     if tiles:
-        runner = make_runner(spec.runner)
-        workers = runner.workers
         retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
         progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
-        with shared_api_url(spec.runner), runner.task_runner, tqdm(total=len(pending), desc=job, unit="unit") as bar:
-            submit = runner.task_runner.submit
-            futures = {submit(retrying, {"tile": tile, "threads": runner.threads}): tile for tile in tiles}
-            for done, future in enumerate(as_completed(list(futures)), start=1):
-                tile = futures[future]
-                future.wait()
-                state = future.state
-                if state.is_completed():
-                    report = future.result()
-                    # cached: finished meanwhile by another run sharing the store
-                    manifest.record(report["rendered"] + report["cached"], report["failed"])
-                    rendered += len(report["rendered"])
-                    failed += len(report["failed"])
-                    render_s += report["render_s"]
-                    task_s += report["total_s"]
-                else:
-                    reason = f"tile failed after {spec.retries} retries: {_one_line(state)}"
-                    # units the tile wrote before it failed are done: the store, not the task, says so
-                    written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
-                    manifest.record(written, {unit: reason for unit in tile.units if unit not in written})
-                    rendered += len(written)
-                    failed += len(tile.units) - len(written)
-                    logger.error("%s: %s", tile.name, reason)
+        futures = retrying.map(tiles, threads=unmapped(runner.threads))
+        index = {future.task_run_id: i for i, future in enumerate(futures)}
+        recorded: set[int] = set()
+        with tqdm(total=len(pending), desc=job, unit="unit") as bar:
+            try:
+                for future in as_completed(list(futures)):
+                    i = index[future.task_run_id]
+                    _record(future, tiles[i], spec.retries, store, manifest, counts, logger)
+                    recorded.add(i)
+                    bar.update(len(tiles[i].units))
+                    update_progress_artifact(progress, 100.0 * len(recorded) / len(tiles))
+            except (stopping.Stopped, KeyboardInterrupt, TerminationSignal) as interrupt:
+                stopped = getattr(interrupt, "signum", None) or (signal.SIGTERM if isinstance(
+                    interrupt, TerminationSignal) else signal.SIGINT)
+                stopping.request(stopped)
                 manifest.save()
-                bar.update(len(tile.units))
-                update_progress_artifact(progress, 100.0 * done / len(tiles))
+                # thread workers see the stop and abandon their tile at the next step; worker processes
+                # (Dask, Ray) do not: their cluster is closed with the task runner, so waiting is pointless
+                grace = STOP_GRACE_S if spec.runner.kind == "threads" else 1.0
+                _wind_down(futures, tiles, recorded, spec.retries, store, manifest, counts, logger, grace)
     extra = None
-    if extras.wanted(spec):  # dataset examples, explain pages, circuit links, zoom dives (pipeline/extras.py)
-        extra_runner = make_runner(spec.runner)
+    if not stopped and extras.wanted(spec):  # dataset examples, explain pages, circuit links, dives (extras.py)
         try:
-            with shared_api_url(spec.runner), extra_runner.task_runner:
-                extra = extras.run_extras(job, spec, plan, store, extra_runner.task_runner)
+            extra = extras.run_extras(job, spec, plan, store, FlowRunContext.get().task_runner)
         except Exception as error:  # noqa: BLE001 - the rendered units stand; the next run retries the extras
             logger.error("%s: extras failed: %s", job, _one_line_error(error))
             extra = {"error": _one_line_error(error)}
     write_model_card(store, plan)  # again: the workers may have added filters.png
     wall = time.perf_counter() - began
+    rendered, failed = counts["rendered"], counts["failed"]
     summary = {
         "job": job, "units": len(plan.units), "rendered": rendered, "cached": len(plan.units) - len(pending),
-        "failed": failed, "tiles": len(tiles), "wall_s": round(wall, 2), "render_s": round(render_s, 2),
-        "task_s": round(task_s, 2),
+        "failed": failed, "tiles": len(tiles), "wall_s": round(wall, 2), "render_s": round(counts["render_s"], 2),
+        "task_s": round(counts["task_s"], 2),
         # Flow time not spent inside tile tasks (planning, Prefect's task runs and API calls, manifests),
         # per tile; exact with one worker, an estimate with several.
-        "overhead_per_tile_s": round((wall - task_s / workers) / len(tiles), 3) if tiles else 0.0,
+        "overhead_per_tile_s": round((wall - counts["task_s"] / runner.workers) / len(tiles), 3) if tiles else 0.0,
         "units_per_s": round(rendered / wall, 3) if wall else 0.0,
         "manifest": str(store.manifest_path(job)),
+        "stopped": stopped,
+        "pending": sum(state == "pending" for state in manifest.state.values()),
     }
     if extra is not None:
         summary["extras"] = extra
+    if stopped:
+        logger.warning("%s stopped by %s: %d rendered, %d left pending", job, stopping.NAMES.get(stopped, stopped),
+                       rendered, summary["pending"])
+        return summary
     create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
     logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, rendered, summary["cached"], failed, wall)
     site_dir = site or (str(spec.site) if spec.site else None)
     if site_dir:
         summary["site"] = build_site(spec.store, Path(site_dir))
     return summary
+
+
+def _record(future: Any, tile: Tile, retries: int, store: Store, manifest: Manifest, counts: dict[str, Any],
+            logger: Any) -> None:
+    """Put a finished tile's outcome into the manifest (and save it)."""
+    future.wait()  # done as a future is not yet final as a state
+    state = future.state
+    if state.is_completed():
+        report = future.result()
+        # cached: finished meanwhile by another run sharing the store; stopped units stay pending
+        manifest.record(report["rendered"] + report["cached"], report["failed"])
+        counts["rendered"] += len(report["rendered"])
+        counts["failed"] += len(report["failed"])
+        counts["render_s"] += report["render_s"]
+        counts["task_s"] += report["total_s"]
+    else:
+        reason = f"tile failed after {retries} retries: {_one_line(state)}"
+        # units the tile wrote before it failed are done: the store, not the task, says so
+        written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
+        manifest.record(written, {unit: reason for unit in tile.units if unit not in written})
+        counts["rendered"] += len(written)
+        counts["failed"] += len(tile.units) - len(written)
+        logger.error("%s: %s", tile.name, reason)
+    manifest.save()
+
+
+def _wind_down(futures: Any, tiles: list[Tile], recorded: set[int], retries: int, store: Store, manifest: Manifest,
+               counts: dict[str, Any], logger: Any, grace: float = STOP_GRACE_S) -> None:
+    """After a stop: cancel the tiles not started, give the running ones `grace` seconds to abandon their
+    units (they stop at their next step), and record what they finished."""
+    running = []
+    for i, future in enumerate(futures):
+        if i in recorded:
+            continue
+        cancel = getattr(getattr(future, "wrapped_future", None), "cancel", None)
+        if not (cancel and cancel()):
+            running.append(i)
+    deadline = time.monotonic() + grace
+    for i in running:
+        try:
+            futures[i].wait(timeout=max(0.0, deadline - time.monotonic()))
+            if futures[i].state.is_final():
+                _record(futures[i], tiles[i], retries, store, manifest, counts, logger)
+                continue
+        except Exception:  # noqa: BLE001 - a tile that cannot be waited for: the store says what it wrote
+            pass
+        tile = tiles[i]  # still running elsewhere (a worker process): units it wrote are done, the rest pending
+        written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
+        manifest.record(written, {})
+        counts["rendered"] += len(written)
+    manifest.save()
+
+
+def run_job(job: str, flows: str, site: str | None = None) -> dict[str, Any]:
+    """Run the flow on the job's own task runner (threads, Dask or Ray), chosen here at the call site."""
+    spec = load_job(flows, job)
+    return atlas.with_options(task_runner=make_runner(spec.runner).task_runner)(job=job, flows=flows, site=site)
 
 
 def build_site(store: Path, out: Path) -> str:

@@ -19,21 +19,35 @@ class) is checked by the planner, still before any rendering.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from featvis_core import DEFAULT_PRESET, FeatvisError, preset
+from featvis_core import DEFAULT_PRESET, FeatvisError, RenderConfig
 from featvis_core.models import check_model_name
 
 from .extras_spec import ExamplesSpec, ZoomSpec
+from .settings import check_settings, render_config
+from .storeformat import explain
 
-Channels = Union[Literal["all"], int, str, list[Union[int, str]]]
+
+
+def _channels(value: Any) -> Any:
+    """Channels or classes: 'all', a number, a selector text ('0-7', 'hen') or a list of numbers and texts.
+    One readable error for anything else (not pydantic's list of every union member it tried)."""
+    def item(v: Any) -> bool:
+        return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v.strip() != "")
+
+    if item(value) or (isinstance(value, list) and value and len(value) <= 100_000 and all(map(item, value))):
+        return value
+    raise ValueError(f"must be 'all', a number, a range like 0-7, a name or a list of them, got {_short(value)}")
+
+
+Channels = Annotated[Any, BeforeValidator(_channels)]
+Batch = Annotated[int, Field(ge=1, le=4096, strict=True)]
 
 
 class Strict(BaseModel):
@@ -55,12 +69,12 @@ class JobSpec(Strict):
     """One named render job."""
 
     model: str
-    layers: dict[str, Channels] | list[str] = Field(default_factory=dict)
+    layers: dict[str, Channels] = Field(default_factory=dict, max_length=10_000)
     logits: Channels | None = None
     preset: str = DEFAULT_PRESET
     overrides: dict[str, Any] = Field(default_factory=dict)
-    diversity: int = Field(1, ge=1, le=16)
-    batch: int = Field(16, ge=1, le=4096)
+    diversity: int = Field(1, ge=1, le=16, strict=True)
+    batch: Batch = 16
     runner: RunnerSpec = Field(default_factory=RunnerSpec)
     cron: str | None = None
     store: Path = Path("store")
@@ -77,10 +91,15 @@ class JobSpec(Strict):
         check_model_name(name)
         return name
 
-    @field_validator("layers")
+    @field_validator("layers", mode="before")
     @classmethod
-    def _as_mapping(cls, layers):
-        return {name: "all" for name in layers} if isinstance(layers, list) else layers
+    def _as_mapping(cls, layers: Any) -> Any:
+        if isinstance(layers, list) and all(isinstance(name, str) for name in layers):
+            return {name: "all" for name in layers}
+        if not isinstance(layers, dict):
+            raise ValueError(f"must be a mapping of layer names to channels, or a list of layer names, got "
+                             f"{_short(layers)}")
+        return layers
 
     @field_validator("cron")
     @classmethod
@@ -112,11 +131,9 @@ class JobSpec(Strict):
     @field_validator("overrides")
     @classmethod
     def _override_types(cls, overrides: dict[str, Any]) -> dict[str, Any]:
-        from featvis_core import RenderConfig
-
-        _check_fields("overrides", overrides, RenderConfig)
         if "diversity" in overrides:
             raise ValueError("diversity is a job field (diversity: N), not an override")
+        check_settings(overrides, "overrides")
         return overrides
 
     @model_validator(mode="after")
@@ -126,54 +143,9 @@ class JobSpec(Strict):
         self.render_config()  # raises FeatvisError (a ValueError) on a bad preset or override
         return self
 
-    def render_config(self):
+    def render_config(self) -> RenderConfig:
         """The effective render config: the preset with the job's overrides and diversity."""
-        try:
-            return preset(self.preset, **self.overrides, diversity=self.diversity)
-        except FeatvisError:
-            raise
-        except Exception as error:  # noqa: BLE001 - a setting the config cannot take is the user's to fix
-            raise FeatvisError(f"overrides: {type(error).__name__}: {error}") from None
-
-
-_CHECKS = {
-    "int": ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
-    "float": ("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "str": ("a string", lambda v: isinstance(v, str)),
-    "int | None": ("an integer or null", lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))),
-    "tuple[float, float]": ("two finite numbers", lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)),
-}
-
-
-def _check_fields(where: str, values: dict[str, Any], kind: type) -> None:
-    """Check the types of `values` against the dataclass `kind` (render settings, augment, schedule), so a
-    wrong type is a readable error here, not an exception deep inside the renderer. Unknown names are
-    left to the config, which lists them."""
-    from featvis_core.schedules import Upscale
-    from featvis_core.transforms import Augment
-
-    nested = {"Augment": Augment, "str | Upscale": Upscale}
-    for field in dataclasses.fields(kind):
-        if field.name not in values:
-            continue
-        value, annotation = values[field.name], str(field.type)
-        if annotation in nested:
-            if isinstance(value, dict):
-                inner = nested[annotation]
-                unknown = sorted(map(str, set(value) - {f.name for f in dataclasses.fields(inner)}))
-                if unknown:
-                    raise ValueError(f"{where}.{field.name}: unknown setting(s): {', '.join(unknown)}")
-                _check_fields(f"{where}.{field.name}", value, inner)
-                continue
-            if annotation == "str | Upscale" and isinstance(value, str):
-                continue
-            raise ValueError(f"{where}.{field.name} must be {'a name or ' if 'str' in annotation else ''}a mapping, "
-                             f"got {_short(value)}")
-        expected, ok = _CHECKS.get(annotation, ("", lambda v: True))
-        if not ok(value):
-            raise ValueError(f"{where}.{field.name} must be {expected}, got {_short(value)}")
+        return render_config(self.preset, self.overrides, "overrides", diversity=self.diversity)
 
 
 def _short(value: Any) -> str:
@@ -202,15 +174,17 @@ def _merge(base: dict, override: dict) -> dict:
 
 
 def _explain(error: ValidationError) -> str:
-    """The first problem of a pydantic error as 'field: what was expected'."""
+    """The first problem of a pydantic error as 'field: what was expected', in user words."""
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "job"
-    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error":  # our own validators' messages, which may name the field already
+        where = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        return one_line(message if not where or message.startswith(where) else f"{where}: {message}")
+    if first["type"] == "missing":
+        return one_line(f"{'.'.join(map(str, first['loc']))}: required field is missing")
     if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "required field is missing"
-    return one_line(f"{where}: {message}")
+        return one_line(f"{'.'.join(map(str, first['loc']))}: unknown field")
+    return explain(error)
 
 
 def load_jobs(path: Path | str) -> dict[str, JobSpec]:

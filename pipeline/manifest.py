@@ -8,7 +8,8 @@ from featvis_core import Classifier, media
 from featvis_core.filters import filter_grid
 
 from .plan import Plan, PlannedUnit
-from .store import SCHEMA, Store, now
+from .store import Store, now
+from .storeformat import SCHEMA
 
 
 class Manifest:

@@ -19,6 +19,7 @@ from featvis_core.units import LOGITS, label, parse_selector
 
 from .jobs import JobSpec
 from .store import Store
+from .storeformat import NAME, model_dir, unit_path
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,11 @@ class Plan:
     def model_dir(self) -> str:
         return model_dir(self.job.model)
 
+    @property
+    def folders(self) -> list[str]:
+        """The store folders this plan writes into: its model folder and one folder per layer."""
+        return [self.model_dir, *dict.fromkeys(f"{self.model_dir}/{u.unit.layer}" for u in self.units)]
+
     def pending(self, store: Store, verify: bool = False) -> list[PlannedUnit]:
         return [u for u in self.units if not store.is_done(u.path, u.key, verify)]
 
@@ -100,11 +106,6 @@ class Plan:
 
     def image_steps(self, units: list[PlannedUnit]) -> int:
         return len(units) * self.config.diversity * self.config.augment.copies * self.config.total_steps
-
-
-def model_dir(name: str) -> str:
-    """Folder name of a model in the store ("timm:resnet50" -> "timm-resnet50")."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
 
 
 def content_key(model: str, fingerprint: str, unit: Unit, settings: dict[str, Any]) -> str:
@@ -167,7 +168,10 @@ def make_plan(job_name: str, job: JobSpec, model: Classifier) -> Plan:
     folder = model_dir(job.model)
     planned = []
     for unit in expand_units(model, job):
+        if not NAME.fullmatch(unit.layer):
+            raise FeatvisError(f"layer {unit.layer!r} of {model.name} cannot name a store folder (letters, digits, "
+                               "'_', '.' and '-', at most 128, not starting with '.' or '-')")
         key = content_key(job.model, model.fingerprint, unit, settings)
-        path = f"{folder}/{unit.layer}/{unit.slug}@{key[:12]}"
+        path = unit_path(folder, unit.layer, unit.slug, key)
         planned.append(PlannedUnit(unit, key, path, label(unit, model.classes)))
     return Plan(job_name, job, model, config, planned)

@@ -1,19 +1,21 @@
-"""The on-disk artifact store (format: pipeline/STORE.md).
+"""The on-disk artifact store (format: pipeline/STORE.md, rules: storeformat.py).
 
 Every unit lives in its own folder named by a content key, and appears there all at once: its files are
 written into a hidden temporary folder, checksummed into `meta.json` (written last), flushed, and the
 folder is renamed into place. A reader therefore sees a unit complete or not at all, a killed run leaves
 only a hidden `.tmp` folder (swept on the next run), and a finished unit is never redone. Unit-level file
-locks keep two runs sharing a store from rendering the same unit at the same time.
+locks keep two runs sharing a store from rendering the same unit at the same time. Every path goes
+through storeformat's layout and containment checks first, so a store that was tampered with (a `..` in a
+manifest, a symbolic link for a folder) is refused instead of followed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -22,22 +24,14 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from . import faults
+from . import faults, storeformat
+from .storeformat import LOCKS, MANIFESTS, META, SCHEMA, Manifest, StoreFormatError, UnitCheck, sha256_file
 
-META = "meta.json"
-SCHEMA = 1
+__all__ = ["META", "SCHEMA", "Store", "StoreFormatError", "now", "sha256_file", "write_json_atomic"]
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:
@@ -79,7 +73,8 @@ def file_entry(folder: Path, relative: str) -> dict[str, Any]:
 
 
 class Store:
-    """A store rooted at `root`. Paths handed around are relative to the root (`model/layer/unit@key`)."""
+    """A store rooted at `root`. Paths handed around are relative to the root (`model/layer/slug@key12`) and
+    checked against the layout before use (StoreFormatError, a ValueError, when they do not fit)."""
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
@@ -90,65 +85,44 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------------
     def unit_dir(self, relative: str) -> Path:
-        return self.root / relative
+        return storeformat.unit_folder(self.root, relative)
 
-    def read_meta(self, relative: str) -> dict[str, Any] | None:
-        """A unit's meta.json, or None when the unit is absent or its meta is not a readable JSON object."""
-        try:
-            meta = json.loads((self.unit_dir(relative) / META).read_bytes())
-        except (OSError, ValueError):
-            return None
-        return meta if isinstance(meta, dict) else None
+    def check(self, relative: str, key: str | None = None, verify: bool = True) -> UnitCheck:
+        """The unit's meta and its problems (`verify`: hash every file, else sizes only)."""
+        return storeformat.check_unit(self.root, relative, key, checksums=verify)
 
     def is_done(self, relative: str, key: str, verify: bool = False) -> bool:
-        """True when the unit's folder holds a readable meta.json for this key (and, with `verify`,
-        every file matches its checksum)."""
-        meta = self.read_meta(relative)
-        if not meta or meta.get("key") != key or meta.get("status") != "done":
-            return False
-        return not verify or not self.problems(relative)
+        """True when the unit's folder holds a done meta.json for this key whose files are all there
+        (and, with `verify`, match their checksums)."""
+        return self.check(relative, key, verify).done
 
     def problems(self, relative: str) -> list[str]:
-        """What is wrong with a finished unit's files, as readable phrases (empty when all is well).
-        A malformed meta.json is a problem like any other, never an exception."""
-        folder = self.unit_dir(relative)
-        if not (folder / META).exists():
-            return ["meta.json is missing"]
-        try:
-            meta = json.loads((folder / META).read_bytes())
-        except OSError as error:
-            return [f"meta.json cannot be read ({error.strerror})"]
-        except ValueError:
-            return ["meta.json is not valid JSON"]
-        if not isinstance(meta, dict):
-            return ["meta.json is not a JSON object"]
-        files = meta.get("files")
-        if not isinstance(files, dict):
-            return ["meta.json has no valid 'files' mapping"]
-        found, listed = [], 0
-        for role, value in files.items():
-            for entry in value if isinstance(value, list) else [value]:
-                listed += 1
-                if not _valid_entry(entry):
-                    found.append(f"meta.json has a bad {role!r} file entry")
-                    continue
-                path = folder / entry["path"]
-                if not _inside(path, folder):
-                    found.append(f"meta.json: {role!r} path escapes the unit folder")
-                elif not path.is_file():
-                    found.append(f"{entry['path']} is missing")
-                elif path.stat().st_size != entry["bytes"]:
-                    found.append(f"{entry['path']} has {path.stat().st_size} bytes, expected {entry['bytes']}")
-                elif sha256_file(path) != entry["sha256"]:
-                    found.append(f"{entry['path']} does not match its checksum")
-        return found if listed else ["meta.json lists no files"]
+        """What is wrong with a finished unit, as readable phrases (empty when all is well)."""
+        return self.check(relative).problems
 
     # -- writing ---------------------------------------------------------------------------------
+    def _parent(self, relative: str) -> Path:
+        """The layer folder of a unit, created one level at a time, each level checked first: a link planted
+        for a model or layer folder is refused before anything is created through it."""
+        storeformat.parse_unit_path(relative)
+        model, layer, name = relative.split("/")
+        for folder in (model, f"{model}/{layer}"):
+            storeformat.contained(self.root, folder).mkdir(parents=folder == model, exist_ok=True)
+        return self.root / model / layer / name  # a link in its place is moved aside by _replace, never followed
+
+    def check_folders(self, folders: list[str]) -> None:
+        """Refuse (StoreFormatError, one line) a store whose own folders a run writes into (`manifests`,
+        `locks`, a model or layer folder) are links: found before a run starts, not half-way through it."""
+        for folder in (MANIFESTS, LOCKS, *folders):
+            link = self.first_link(folder)
+            if link:
+                raise StoreFormatError(f"{self.root / link} is a symbolic link, not a folder of the store "
+                                       "(featvis verify --repair removes it)")
+
     def write_unit(self, relative: str, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
         """Create a unit atomically. `fill(folder)` writes the unit's files into a temporary folder and
         returns its meta (without `files`); checksums are added and meta.json is written last."""
-        final = self.unit_dir(relative)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        final = self._parent(relative)
         temporary = final.parent / temporary_name(final.name)
         temporary.mkdir()
         try:
@@ -169,58 +143,93 @@ class Store:
 
     def _replace(self, temporary: Path, final: Path) -> None:
         """Rename the finished folder into place; an old (corrupt) copy is moved aside first."""
-        if final.exists():
+        if final.exists() or final.is_symlink():
             trash = final.parent / f".{final.name}~trash~{uuid.uuid4().hex[:8]}.tmp"
             os.rename(final, trash)
             faults.hit("unit-replace")
             os.rename(temporary, final)
-            shutil.rmtree(trash, ignore_errors=True)
+            _remove(trash)
         else:
             os.rename(temporary, final)
         _fsync(final.parent)
 
     def remove_unit(self, relative: str) -> None:
-        folder = self.unit_dir(relative)
-        if folder.exists():
+        """Remove a unit folder (only ever a checked unit folder of this store: never what a link points to)."""
+        storeformat.parse_unit_path(relative)
+        folder = storeformat.contained(self.root, relative.rsplit("/", 1)[0]) / relative.rsplit("/", 1)[1]
+        if folder.exists() or folder.is_symlink():
             trash = folder.parent / f".{folder.name}~trash~{uuid.uuid4().hex[:8]}.tmp"
             os.rename(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            _remove(trash)
+
+    def first_link(self, relative: str) -> str | None:
+        """The first folder or file on `relative`'s way down from the root that is a symbolic link (None: none).
+        A store's own layout never has one: a link there was planted or copied in."""
+        parts = [part for part in relative.split("/") if part not in ("", ".")]
+        if ".." in parts:
+            return None
+        for n in range(1, len(parts) + 1):
+            if self.root.joinpath(*parts[:n]).is_symlink():
+                return "/".join(parts[:n])
+        return None
+
+    def remove_link(self, relative: str) -> None:
+        """Remove a symbolic link inside the store (the link only, never what it points to)."""
+        if self.first_link(relative) != relative:
+            raise StoreFormatError(f"{relative} is not a link inside the store")
+        self.root.joinpath(*relative.split("/")).unlink()
 
     def sweep(self) -> int:
         """Delete temporary folders and files left by killed writers on this host; returns how many."""
         host, removed = socket.gethostname(), 0
         if not self.root.exists():
             return 0
-        for path in list(self.root.rglob(".*~*.tmp")):
+        for path in list(self.root.rglob(".*~*.tmp")):  # rglob never enters a linked folder
             owner = path.name[:-4].split("~")[1:3]
-            if owner[0] == "trash" or (owner[0] == host and not _pid_alive(owner[1])):
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            if owner[:1] == ["trash"] or (len(owner) == 2 and owner[0] == host and not _pid_alive(owner[1])):
+                _remove(path)
                 removed += 1
         return removed
 
     # -- manifests and model cards ---------------------------------------------------------------
     def manifest_path(self, job: str) -> Path:
-        return self.root / "manifests" / f"{job}.json"
+        if not storeformat.JOB.fullmatch(job):
+            raise StoreFormatError(f"{job!r} cannot name a manifest")
+        return storeformat.store_folder(self.root, MANIFESTS) / f"{job}.json"
 
-    def read_manifest(self, job: str) -> dict[str, Any] | None:
+    def load_manifest(self, job: str) -> Manifest | None:
+        """The job's manifest, validated (None when there is none); StoreFormatError when it is unusable."""
+        path = self.manifest_path(job)
+        if not path.exists() and not path.is_symlink():
+            return None
+        return storeformat.load_manifest(path)
+
+    def read_manifest(self, job: str) -> Manifest | None:
+        """The job's manifest, or None when it is absent or unusable."""
         try:
-            return json.loads(self.manifest_path(job).read_text())
-        except (OSError, ValueError):
+            return self.load_manifest(job)
+        except StoreFormatError:
             return None
 
     def write_manifest(self, job: str, manifest: dict[str, Any]) -> None:
-        with FileLock(self.root / "locks" / f"manifest-{job}.lock"):
-            write_json_atomic(self.manifest_path(job), manifest, fault="manifest-write")
+        path = self.manifest_path(job)
+        with FileLock(self._lock_file(f"manifest-{job}.lock")):
+            write_json_atomic(path, manifest, fault="manifest-write")
 
     def write_model_card(self, model_dir: str, card: dict[str, Any]) -> None:
-        folder = self.root / model_dir
-        card = {**card, "filters": "filters.png" if (folder / "filters.png").exists() else None}
-        write_json_atomic(folder / "model.json", card)
+        folder = storeformat.store_folder(self.root, model_dir)
+        filters = folder / storeformat.FILTERS
+        card = {**card, "filters": storeformat.FILTERS if filters.is_file() and not filters.is_symlink() else None}
+        write_json_atomic(folder / storeformat.MODEL_CARD, card)
 
     def write_file(self, relative: str, write: Callable[[Path], None]) -> None:
-        """Write one file atomically: `write(temporary_path)`, then rename into place."""
-        final = self.root / relative
+        """Write one file of a model folder atomically: `write(temporary_path)`, then rename into place."""
+        folder, _, name = relative.partition("/")
+        if not storeformat.NAME.fullmatch(name):
+            raise StoreFormatError(f"{relative!r} is not a file of a model folder")
+        final = storeformat.store_folder(self.root, folder) / name
         final.parent.mkdir(parents=True, exist_ok=True)
+        storeformat.store_folder(self.root, folder)
         temporary = final.parent / temporary_name(final.name)
         try:
             write(temporary)
@@ -230,20 +239,37 @@ class Store:
             raise
 
     # -- locks -----------------------------------------------------------------------------------
+    def _lock_file(self, name: str) -> Path:
+        """A lock file's path in `locks/`; a link planted there is removed, never opened."""
+        folder = storeformat.store_folder(self.root, LOCKS)
+        folder.mkdir(parents=True, exist_ok=True)
+        storeformat.store_folder(self.root, LOCKS)
+        path = folder / name
+        if path.is_symlink():
+            path.unlink()
+        return path
+
     @contextmanager
-    def lock_units(self, keys: list[str], wait: float = 0) -> Iterator[list[str]]:
+    def lock_units(self, keys: list[str], wait: float = 0,
+                   check: Callable[[], None] | None = None) -> Iterator[list[str]]:
         """Lock as many of `keys` as possible (waiting up to `wait` s for each); yield the keys held.
-        Locks are advisory fcntl locks: the OS drops them when a process dies, even by kill -9."""
-        (self.root / "locks").mkdir(parents=True, exist_ok=True)
+        Locks are advisory fcntl locks: the OS drops them when a process dies, even by kill -9. A long wait
+        calls `check()` every second, which may raise to stop waiting (a stop asked by the user)."""
         held: list[tuple[str, FileLock]] = []
         try:
             for key in keys:
-                lock = FileLock(self.root / "locks" / f"{key[:24]}.lock")
-                try:
-                    lock.acquire(timeout=wait)
-                    held.append((key, lock))
-                except Timeout:
-                    continue
+                lock = FileLock(self._lock_file(f"{key[:24]}.lock"))
+                deadline = time.monotonic() + wait
+                while True:
+                    try:
+                        lock.acquire(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+                        held.append((key, lock))
+                        break
+                    except Timeout:
+                        if time.monotonic() >= deadline:
+                            break
+                        if check:
+                            check()
             yield [key for key, _ in held]
         finally:
             for _, lock in held:
@@ -261,18 +287,12 @@ def _describe(folder: Path, declared: dict[str, Any], names: list[str]) -> dict[
     return described
 
 
-def _valid_entry(entry: Any) -> bool:
-    return (isinstance(entry, dict) and isinstance(entry.get("path"), str) and bool(entry["path"])
-            and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
-            and not isinstance(entry["bytes"], bool))
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
+def _remove(path: Path) -> None:
+    """Remove a file, a link or a folder tree (never what a link points to)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: str) -> bool:

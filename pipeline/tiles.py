@@ -17,7 +17,7 @@ from featvis_core import Classifier, RenderConfig, load_model, render
 from featvis_core.scores import logit_scores
 from featvis_core.units import LOGITS, unit_from_spec
 
-from . import devices, faults
+from . import devices, faults, stopping
 from .artifacts import unit_filler
 from .manifest import write_filters
 from .plan import Tile, model_dir
@@ -35,6 +35,7 @@ class TileReport:
     rendered: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)  # abandoned after a stop: they stay pending
     render_s: float = 0.0
     write_s: float = 0.0
     total_s: float = 0.0
@@ -58,7 +59,7 @@ def render_splitting(model: Classifier, units, config: RenderConfig, report: Til
     """Render `units` in one batch; when the device runs out of memory, halve the batch and retry."""
     faults.hit("render")
     try:
-        return render(model, units, config)
+        return render(model, units, config, on_step=stopping.check)
     except RuntimeError as error:
         if not is_out_of_memory(error) or len(units) == 1:
             raise
@@ -91,19 +92,25 @@ def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -
     store = Store(tile.store)
     index = {key: i for i, key in enumerate(tile.keys)}
     remaining = list(tile.keys)
-    for wait in (0.0, wait_for_others):
-        if not remaining:
-            break
-        with store.lock_units(remaining, wait=wait) as held:
-            todo = []
-            for key in held:
-                i = index[key]
-                # verify: the planner sent a corrupt unit here to be re-rendered, not to be called cached
-                done = store.is_done(tile.paths[i], key, verify=True)
-                (report.cached.append(tile.units[i]) if done else todo.append(i))
-            remaining = [key for key in remaining if key not in held]
-            if todo:
-                _render_and_write(tile, todo, device, store, report)
+    try:
+        for wait in (0.0, wait_for_others):
+            if not remaining:
+                break
+            stopping.check()
+            with store.lock_units(remaining, wait=wait, check=stopping.check) as held:
+                todo = []
+                for key in held:
+                    i = index[key]
+                    # verify: the planner sent a corrupt unit here to be re-rendered, not to be called cached
+                    done = store.is_done(tile.paths[i], key, verify=True)
+                    (report.cached.append(tile.units[i]) if done else todo.append(i))
+                remaining = [key for key in remaining if key not in held]
+                if todo:
+                    _render_and_write(tile, todo, device, store, report)
+    except stopping.Stopped:  # a stop was asked: what is not written stays pending
+        finished = set(report.rendered) | set(report.cached) | set(report.failed)
+        report.stopped = [unit for unit in tile.units if unit not in finished]
+        remaining = []
     for key in remaining:  # still locked elsewhere after waiting: leave them pending
         report.failed[tile.units[index[key]]] = "locked by another run"
     report.total_s = time.perf_counter() - began
@@ -121,6 +128,7 @@ def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report:
     report.render_s += time.perf_counter() - started
     started = time.perf_counter()
     for i, result, unit_scores in zip(todo, results, scores):
+        stopping.check()  # finish the unit in hand, start no other
         if result.error:
             report.failed[tile.units[i]] = result.error
             continue

@@ -22,6 +22,7 @@ from featvis_site import examples_pages, hooks, pages
 from featvis_site.atlas import Atlas
 from featvis_site.data import unit_record
 from featvis_site.errors import BuildFailed, SiteError
+from featvis_site import layout
 from featvis_site.layout import ASSETS
 from featvis_site.media import DEFAULT_BUDGET, PAGES_SITE_LIMIT, MediaPlan, plan_media
 from featvis_site.store_reader import read_store
@@ -99,8 +100,11 @@ def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path,
     """Pages and theme assets into docs; per-unit JSON into unitdata (added to the media plan)."""
     extras = extras or examples_pages.Extras()
     written = examples_pages.add_pages(pages.render_pages(atlas, plan), atlas, plan, extras, pages.Page)
+    paths = [page.path for page in written]
+    if len(set(paths)) != len(paths):
+        raise BuildFailed(f"two pages would share a path: {sorted(p for p in paths if paths.count(p) > 1)[0]}")
     for page in written:
-        target = docs / page.path
+        target = _inside(docs, page.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(page.text, encoding="utf-8")
     shutil.copytree(ASSETS_DIR, docs / ASSETS)
@@ -109,12 +113,20 @@ def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path,
             assets = plan.assets(unit)
             if assets is None:
                 continue
-            target = unitdata / assets.meta
+            target = _inside(unitdata, assets.meta)
             target.parent.mkdir(parents=True, exist_ok=True)
             record = {**unit_record(model, unit, assets), **examples_pages.unit_extras(model, unit, assets, plan, extras)}
             target.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
             plan.links[assets.meta] = target
     return len(written)
+
+
+def _inside(base: Path, relative: str) -> Path:
+    """Where a generated file goes: always inside `base` (the build never writes outside its own folders)."""
+    try:
+        return layout.inside(base, relative)
+    except ValueError as error:
+        raise BuildFailed(f"refusing to write outside {base}: {error}") from None
 
 
 def write_config(work: Path, atlas: Atlas, docs: Path, out: Path, *, strict: bool, site_url: str | None,

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from featvis_site.build import DEFAULT_OUT, DEFAULT_STORE, build_site
 from featvis_site.errors import BuildFailed, SiteError
@@ -31,8 +34,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show MkDocs' progress messages")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        line = "".join(ch if ch.isprintable() else "?" for ch in message)
+        self.exit(2, f"{self.prog}: error: {line} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Build, serve and publish the featvis atlas gallery.")
+    parser = Parser(prog=PROG, description="Build, serve and publish the featvis atlas gallery.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{build,serve,publish}")
     p = sub.add_parser("build", help="build the static site (strict: broken links or missing assets fail)")
     _common(p)
@@ -66,6 +77,16 @@ def _setup_logging(verbose: bool) -> None:
         logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Options as a user typed them: one line when they make no sense (no traceback from deep inside)."""
+    if not (math.isfinite(args.budget_mb) and 1 <= args.budget_mb <= 1e7):
+        raise SiteError(f"--budget-mb must be a number of megabytes between 1 and 10,000,000, got {args.budget_mb}")
+    if args.site_url is not None and not re.fullmatch(r"https?://[^\s\"'<>]+", args.site_url):
+        raise SiteError(f"--site-url must be an http(s):// address, got {args.site_url!r}")
+    if getattr(args, "port", 0) is not None and not 0 <= getattr(args, "port", 0) <= 65535:
+        raise SiteError(f"--port must be between 0 and 65535, got {args.port}")
+
+
 def _build(args: argparse.Namespace, strict: bool = True) -> "object":
     report = build_site(args.store, args.out, work=args.work, strict=strict, site_url=args.site_url,
                         budget=int(args.budget_mb * 1e6))
@@ -76,6 +97,7 @@ def _build(args: argparse.Namespace, strict: bool = True) -> "object":
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check(args)
     if args.command == "build":
         _build(args, strict=args.strict)
     elif args.command == "serve":

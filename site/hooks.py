@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from featvis_site.layout import inside
 from featvis_site.linkcheck import check_site
 
 log = logging.getLogger("mkdocs.featvis")
@@ -27,10 +28,14 @@ MAX_REPORTED = 20
 def link_media(links: list[list[str]], site_dir: Path) -> tuple[int, int]:
     """Hard-link (or copy) every planned file into the site. Returns (files, bytes)."""
     made_dirs: set[Path] = set()
-    total = 0
+    total = files = 0
     can_link = True
     for dest_rel, src in links:
-        dest = site_dir / dest_rel
+        try:
+            dest = inside(site_dir, dest_rel)  # never outside the site, whatever the plan says
+        except ValueError as error:
+            log.warning("not published: %s", error)
+            continue
         if dest.parent not in made_dirs:
             dest.parent.mkdir(parents=True, exist_ok=True)
             made_dirs.add(dest.parent)
@@ -44,7 +49,8 @@ def link_media(links: list[list[str]], site_dir: Path) -> tuple[int, int]:
         if not can_link:
             shutil.copyfile(src, dest)
         total += dest.stat().st_size
-    return len(links), total
+        files += 1
+    return files, total
 
 
 def on_post_build(config: Any, **_: Any) -> None:

@@ -7,8 +7,10 @@ relative, so the site works at a domain root and under a GitHub project path ali
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 MEDIA = "media"
@@ -19,9 +21,23 @@ _RESERVED = {"index", "logits-page"}
 
 
 def safe_name(name: str) -> str:
-    """A file-name-safe, URL-safe version of a model or layer name (``blocks.10`` stays ``blocks.10``)."""
-    cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
-    return f"layer-{cleaned}" if cleaned in _RESERVED else cleaned
+    """A file-name-safe, URL-safe version of a model or layer name (``blocks.10`` stays ``blocks.10``).
+
+    Names that had to change get a short hash after a ``~`` (a character no unchanged name has), so two
+    names never share a page, whatever a store calls its models and layers."""
+    cleaned = _UNSAFE.sub("_", name).strip(".-_")[:80] or "_"
+    if cleaned == name and cleaned not in _RESERVED:
+        return cleaned
+    return f"{cleaned}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def inside(base: Path, relative: str) -> Path:
+    """`base/relative` for a path this generator made; ValueError when it would leave `base` (``..``,
+    absolute, empty parts), whatever a store's names were."""
+    parts = relative.split("/")
+    if not relative or relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"{relative!r} is not a path inside {base}")
+    return base.joinpath(*parts)
 
 
 def model_page(model: str) -> str:

@@ -5,24 +5,65 @@ logits per model, one comparison page. No page per unit (MkDocs embeds the nav i
 of pages would be slow and large); unit details come from per-unit JSON in the lightbox. Layer grids and
 the comparison are excluded from the search index (thousands of thumbnails, not text); the class-logit
 pages stay in it so a class can be found by name. Grid pages hide the TOC for width.
+
+Every page is a Jinja2 template (templates/) rendered with autoescaping: names, labels, keys and settings
+come from a store or a user's model, so none of them is ever pasted into HTML by hand. Titles and nav
+entries, which Material's own templates print unescaped, are escaped here (`title`).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from html import escape
+from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from featvis_site import layout
 from featvis_site.atlas import Atlas, Job, Layer, Model, Unit
-from featvis_site.cells import a, cell, chips, grid, progress, strip, toolbar
+from featvis_site.cells import cell, strip
 from featvis_site.media import MediaPlan
 
 LOGITS_PAGE_SIZE = 120
 COMPARE_PAGE_SIZE = 30
 KIND_TITLES = {"channel": "Channels", "neuron": "Neurons", "negative": "Negative channels", "layer": "DeepDream"}
+#: settings rows shown per job: a manifest's settings are the store's to choose, the page's size is ours
+MAX_SETTINGS = 400
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+_CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))  # Markdown keeps its placeholders in \x02..\x03
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value loses its control characters (a store's text must not speak Markdown's own codes)."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # Markup: a macro's output, already finalized
+        return value.translate(_CONTROL)
+    return value
+
+
+def md(text: Any) -> Markup:
+    """Text safe inside a Markdown heading: Markdown punctuation backslash-escaped, then HTML-escaped."""
+    text = str(text).translate(_CONTROL)
+    return Markup(escape("".join("\\" + c if c in "\\`*_{}[]()#+!<>|" else c for c in text), quote=True))
+
+
+def _n(x: int) -> str:
+    return f"{x:,}"
+
+
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, finalize=_finalize,
+                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+ENV.filters.update(md=md, n=_n)
+
+
+def title(text: str) -> str:
+    """A page or nav title: Material prints these without escaping (<title>, header, nav), so escape here."""
+    return escape(text.translate(_CONTROL), quote=True)
 
 
 @dataclass(frozen=True)
@@ -35,51 +76,35 @@ def front_matter(**meta: Any) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n"
 
 
-def md(text: str) -> str:
-    """Text safe inside a Markdown heading: HTML-escaped, Markdown punctuation backslash-escaped."""
-    return a("".join("\\" + c if c in "\\`*_{}[]()#+!" else c for c in text))
+def _render(template: str, meta: dict[str, Any], **context: Any) -> str:
+    return front_matter(**meta) + ENV.get_template(template).render(**context)
 
 
-def _n(x: int) -> str:
-    return f"{x:,}"
-
-
-def flatten(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Nested settings as dotted keys with JSON-ish values, for a two-column table."""
+def flatten(settings: dict[str, Any], prefix: str = "", limit: int = MAX_SETTINGS) -> list[tuple[str, str]]:
+    """Nested settings as dotted keys with JSON-ish values, for a two-column table (at most `limit` rows)."""
     rows: list[tuple[str, str]] = []
     for key, value in settings.items():
+        if len(rows) >= limit:
+            break
         name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            rows += flatten(value, f"{name}.")
+            rows += flatten(value, f"{name}.", limit - len(rows))
         elif isinstance(value, str):
             rows.append((name, value))
         else:
-            rows.append((name, json.dumps(value)))
-    return rows
+            rows.append((name, json.dumps(value)[:200]))
+    return rows[:limit]
 
 
-def settings_summary(job: Job) -> str:
-    """One line: preset plus a few telling settings (steps, size...)."""
-    parts = [f"preset <code>{a(job.preset)}</code>"] if job.preset else []
-    shown = 0
+def job_view(job: Job) -> dict[str, Any]:
+    """A job's summary line and settings table: preset plus a few telling settings (steps, size...)."""
+    shown = []
     for key in ("steps", "size", "image_size", "param", "lr", "diversity"):
         value = job.settings.get(key)
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool) and shown < 3:
-            parts.append(f"{a(key)} <code>{a(value)}</code>")
-            shown += 1
-    return " · ".join(parts) or "default settings"
-
-
-def job_details(job: Job, *, open_: bool = False) -> str:
-    rows = "".join(f"<div><dt>{a(k)}</dt><dd>{a(v)}</dd></div>" for k, v in flatten(job.settings))
-    counts = ", ".join(f"{v} {k}" for k, v in job.counts.items())
-    # settings lists run to dozens of keys: a multi-column list, not a long two-column table
-    table = f'<dl class="fv-settings">{rows}</dl>' if rows else "<p>The manifest records no settings.</p>"
-    return (
-        f'<details class="abstract"{" open" if open_ else ""}><summary>Job <code>{a(job.name)}</code> · '
-        f'{settings_summary(job)} · updated {a(job.updated[:16].replace("T", " "))}</summary>'
-        f'<p>{a(counts)}</p>{table}</details>'
-    )
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool) and len(shown) < 3:
+            shown.append((key, value))
+    return {"name": job.name, "preset": job.preset, "shown": shown, "updated": job.updated[:16].replace("T", " "),
+            "counts": ", ".join(f"{v} {k}" for k, v in job.counts.items()), "rows": flatten(job.settings)}
 
 
 def _counts(units: Iterable[Unit]) -> tuple[int, int]:
@@ -93,41 +118,17 @@ def _counts(units: Iterable[Unit]) -> tuple[int, int]:
 def home(atlas: Atlas, plan: MediaPlan) -> Page:
     path = "index.md"
     done, total = _counts(atlas.units)
-    cards = []
+    models = []
     for model in atlas.models:
         mdone, mtotal = _counts(model.units)
-        url = layout.rel(path, layout.page_url(layout.model_page(model.name)))
-        settings = "<br>".join(settings_summary(j) + f" (job <code>{a(j.name)}</code>)" for j in model.jobs)
-        logits = model.logits
-        cards.append(
-            f'<li><p class="fv-card-title"><a href="{url}"><strong>{a(model.name)}</strong></a></p><hr>'
-            f'<a class="fv-strip-link" href="{url}">{strip(path, model.units, plan, 10)}</a>'
-            f"<p>{len(model.feature_layers)} layer{'s' * (len(model.feature_layers) != 1)}"
-            f"{' + class logits' if logits else ''} · <b>{_n(mdone)}</b> of {_n(mtotal)} units rendered</p>"
-            f"{progress(mdone, mtotal)}"
-            f'<p class="fv-dim">{settings}</p></li>'
-        )
-    notes = ""
-    if plan.dropped:
-        notes = (
-            '!!! warning "Some media are left out"\n\n'
-            f"    To stay under GitHub Pages' 1 GB limit this build leaves out: {', '.join(plan.dropped)}.\n\n"
-        )
-    compare = layout.rel(path, layout.page_url("compare.md"))
-    text = (
-        front_matter(title="Atlas", hide=["navigation", "toc"])
-        + "# featvis atlas\n\n"
-        + "Feature visualisations of image classifiers: every channel of the selected layers and the class "
-        + "logits, each found by activation maximisation. Hover a thumbnail to watch its optimisation; click it "
-        + "for the full image, the video and its numbers.\n\n"
-        + chips([(_n(len(atlas.models)), "models"), (_n(done), "units rendered"), (_n(total - done), "pending")])
-        + "\n\n"
-        + notes
-        + "## Models\n\n"
-        + f'<div class="grid cards fv-models"><ul>\n{chr(10).join(cards)}\n</ul></div>\n\n'
-        + "## Compare\n\n"
-        + f'<p>See <a href="{compare}">the same classes side by side</a> across the models of this atlas.</p>\n'
-    )
+        models.append({
+            "name": model.name, "url": layout.rel(path, layout.page_url(layout.model_page(model.name))),
+            "thumbs": strip(path, model.units, plan, 10), "layers": len(model.feature_layers),
+            "logits": model.logits is not None, "done": mdone, "total": mtotal,
+            "jobs": [job_view(job) for job in model.jobs],
+        })
+    text = _render("home.md", {"title": "Atlas", "hide": ["navigation", "toc"]}, models=models, done=done,
+                   total=total, dropped=plan.dropped, compare=layout.rel(path, layout.page_url("compare.md")))
     return Page(path, text)
 
 
@@ -135,36 +136,22 @@ def model_overview(model: Model, plan: MediaPlan) -> Page:
     path = layout.model_page(model.name)
     card = model.card
     done, total = _counts(model.units)
-    layer_cards = []
+    layers = []
     for layer in model.layers:
-        url = layout.rel(path, layout.page_url(layout.layer_page(model.name, layer.name)))
         ldone, ltotal = _counts(layer.units)
         spec = layer.spec
         if layer.is_logits:
-            what = f"{_n(len(model.classes) or ltotal)} classes"
-            title = "Class logits"
+            what, name = f"{_n(len(model.classes) or ltotal)} classes", "Class logits"
         else:
             what = f"{_n(spec.channels)} channels" if spec.channels else "channels unknown"
             if spec.height and spec.width:
                 what += f" · {spec.height}×{spec.width}"
-            title = layer.name
-        pending = f" ({_n(ltotal - ldone)} pending)" if ltotal > ldone else ""
-        layer_cards.append(
-            f'<li><p class="fv-card-title"><a href="{url}"><strong>{a(title)}</strong></a>'
-            f' <span class="fv-dim">{a(what)}</span></p><hr>'
-            f'<a class="fv-strip-link" href="{url}">{strip(path, layer.units, plan, 8)}</a>'
-            f"<p><b>{_n(ldone)}</b> of {_n(ltotal)} units rendered{pending}</p>{progress(ldone, ltotal)}</li>"
-        )
+            name = layer.name
+        layers.append({"url": layout.rel(path, layout.page_url(layout.layer_page(model.name, layer.name))),
+                       "title": name, "what": what, "thumbs": strip(path, layer.units, plan, 8), "done": ldone,
+                       "total": ltotal})
     shown = {layer.name for layer in model.layers}
-    others = [s for s in model.all_layers if s.name not in shown]
-    others_html = ""
-    if others:
-        names = ", ".join(f"<code>{a(s.name)}</code>" + (f" ({s.channels})" if s.channels else "") for s in others)
-        others_html = (
-            f'<details class="note"><summary>{len(others)} more layer{"s" * (len(others) != 1)} of this model'
-            f" {'have' if len(others) != 1 else 'has'} no rendered units</summary><p>{names}</p></details>\n\n"
-        )
-    info_rows = [
+    info = [
         ("Source", card.get("source")),
         ("Weights fingerprint", card.get("weights")),
         ("Input size", f"{card['input_size']} px" if card.get("input_size") else None),
@@ -172,32 +159,10 @@ def model_overview(model: Model, plan: MediaPlan) -> Page:
         ("Layers", f"{len(model.all_layers)} offered, {len(model.feature_layers)} rendered"),
         ("Classes", _n(len(model.classes)) if model.classes else None),
     ]
-    info = "".join(f"<tr><td>{a(k)}</td><td><code>{a(v)}</code></td></tr>" for k, v in info_rows if v)
-    filters = ""
-    if model.name in plan.filters:
-        src = layout.rel(path, plan.filters[model.name])
-        filters = (
-            "## First-layer filters\n\n"
-            f'<figure class="fv-filters"><a href="{src}"><img src="{src}" alt="First-layer filters of '
-            f'{a(model.name)} as RGB tiles" loading="lazy"></a><figcaption>The first convolution\'s filters, '
-            "each drawn as a small RGB tile.</figcaption></figure>\n\n"
-        )
-    jobs = "\n".join(job_details(job, open_=len(model.jobs) == 1) for job in model.jobs)
-    text = (
-        front_matter(title=model.name)
-        + f"# {md(model.name)}\n\n"
-        + chips([(_n(len(model.feature_layers)), "layers"), (_n(done), "units rendered"),
-                 (_n(total - done), "pending")])
-        + "\n\n## Layers\n\n"
-        + f'<div class="grid cards fv-layers"><ul>\n{chr(10).join(layer_cards)}\n</ul></div>\n\n'
-        + others_html
-        + filters
-        + "## Model\n\n"
-        + f"<table><tbody>{info}</tbody></table>\n\n"
-        + "## Render settings\n\n"
-        + jobs
-        + "\n"
-    )
+    filters = layout.rel(path, plan.filters[model.name]) if model.name in plan.filters else None
+    text = _render("model.md", {"title": title(model.name)}, name=model.name, layer_count=len(model.feature_layers),
+                   done=done, total=total, layers=layers, others=[s for s in model.all_layers if s.name not in shown],
+                   filters=filters, info=[(k, v) for k, v in info if v], jobs=[job_view(j) for j in model.jobs])
     return Page(path, text)
 
 
@@ -213,51 +178,22 @@ def layer_grid(model: Model, layer: Layer, plan: MediaPlan) -> Page:
     kinds: dict[str, list[Unit]] = {}
     for unit in layer.units:
         kinds.setdefault(unit.kind, []).append(unit)
-    sections = []
-    for kind, units in kinds.items():
-        heading = f"## {KIND_TITLES.get(kind, kind.title())}\n\n" if len(kinds) > 1 else ""
-        sections.append(
-            heading
-            + '<div class="fv-browser">'
-            + toolbar("Go to channel number…", 0, f"Find a unit of {layer.name}")
-            + "\n"
-            + grid(path, units, plan, filterable=True)
-            + "\n</div>\n"
-        )
-    text = (
-        front_matter(title=f"{layer.name} · {model.name}", hide=["toc"], search={"exclude": True})
-        + f"# {md(layer.name)} <small>{a(model.name)}</small>\n\n"
-        + chips(facts)
-        + "\n"
-        + progress(done, total)
-        + "\n\n"
-        + '<p class="fv-hint">Hover or focus a unit to play its optimisation; click it for details. '
-        + "Use ← → in the viewer to step through units.</p>\n\n"
-        + "\n".join(sections)
-    )
+    sections = [{"title": KIND_TITLES.get(kind, kind.title()), "cells": [cell(path, u, plan, filterable=True) for u in units]}
+                for kind, units in kinds.items()]
+    meta = {"title": title(f"{layer.name} · {model.name}"), "hide": ["toc"], "search": {"exclude": True}}
+    text = _render("layer.md", meta, layer=layer.name, model=model.name, facts=facts, done=done, total=total,
+                   sections=sections)
     return Page(path, text)
 
 
 def logits_grid(model: Model, layer: Layer, plan: MediaPlan) -> Page:
     path = layout.layer_page(model.name, layer.name)
     done, total = _counts(layer.units)
-    n_classes = len(model.classes) or total
-    text = (
-        # indexed on purpose: the global search finds a class by name, and the filter box picks up its
-        # ?h= highlight parameter, so the grid opens filtered to that class
-        front_matter(title=f"Class logits · {model.name}", hide=["toc"])
-        + f"# Class logits <small>{a(model.name)}</small>\n\n"
-        + chips([(_n(n_classes), "classes"), (_n(total), "in jobs"), (_n(done), "rendered"),
-                 (_n(total - done), "pending")])
-        + "\n"
-        + progress(done, total)
-        + "\n\n"
-        + '<div class="fv-browser">'
-        + toolbar(f"Filter {_n(total)} classes by name or number…", LOGITS_PAGE_SIZE, "Filter classes")
-        + "\n"
-        + grid(path, layer.units, plan, css="fv-logits", filterable=True)
-        + "\n</div>\n"
-    )
+    # indexed on purpose: the global search finds a class by name, and the filter box picks up its ?h=
+    # highlight parameter, so the grid opens filtered to that class
+    text = _render("logits.md", {"title": title(f"Class logits · {model.name}"), "hide": ["toc"]},
+                   model=model.name, classes=len(model.classes) or total, total=total, done=done,
+                   page_size=LOGITS_PAGE_SIZE, cells=[cell(path, u, plan, filterable=True) for u in layer.units])
     return Page(path, text)
 
 
@@ -272,45 +208,16 @@ def compare(atlas: Atlas, plan: MediaPlan) -> Page:
                 continue
             by_class.setdefault(unit.index, {})[model.name] = unit
             names.setdefault(unit.index, unit.label)
-    head = "".join(
-        f'<a class="fv-col" href="{layout.rel(path, layout.page_url(layout.model_page(m.name)))}">{a(m.name)}</a>'
-        for m in with_logits
-    )
     rows = []
     for index in sorted(by_class):
         cells = []
         for model in with_logits:
             unit = by_class[index].get(model.name)
-            cells.append(cell(path, unit, plan, label=model.name) if unit else '<div class="fv-cell fv-absent" title="not in any job">'
-                         '<span class="fv-ph" aria-hidden="true"></span><span class="fv-cap">—</span></div>')
-        rows.append(
-            f'<div class="fv-row" data-name="{a(f"{index} {names[index]}".lower())}" data-i="{index}">'
-            f'<div class="fv-row-label"><b>{index}</b> {a(names[index])}</div>{"".join(cells)}</div>'
-        )
-    cols = max(1, len(with_logits))
-    note = ""
-    if len(with_logits) < 2:
-        note = (
-            '!!! info "One model so far"\n\n'
-            "    Comparison needs the class logits of two or more models. Render another model's logits "
-            "(e.g. add a job to flows.yaml) and rebuild; until then this page shows the one model.\n\n"
-        )
-    body = (
-        '<div class="fv-browser">'
-        + toolbar(f"Filter {_n(len(by_class))} classes by name or number…", COMPARE_PAGE_SIZE, "Filter classes")
-        + f'\n<div class="fv-compare fv-filterable" style="--fv-cols:{cols}">'
-        + f'<div class="fv-compare-head"><span>Class</span>{head}</div>\n'
-        + "\n".join(rows)
-        + "\n</div></div>\n"
-    ) if rows else "<p>No model in this atlas has rendered class logits yet.</p>\n"
-    text = (
-        front_matter(title="Compare classes", hide=["toc"], search={"exclude": True})
-        + "# Compare classes across models\n\n"
-        + "The same class logit, rendered for every model of the atlas, side by side.\n\n"
-        + note
-        + body
-    )
-    return Page(path, text)
+            cells.append(cell(path, unit, plan, label=model.name) if unit else None)
+        rows.append({"index": index, "name": names[index], "search": f"{index} {names[index]}".lower(), "cells": cells})
+    models = [{"name": m.name, "url": layout.rel(path, layout.page_url(layout.model_page(m.name)))} for m in with_logits]
+    meta = {"title": "Compare classes", "hide": ["toc"], "search": {"exclude": True}}
+    return Page(path, _render("compare.md", meta, models=models, rows=rows, page_size=COMPARE_PAGE_SIZE))
 
 
 def render_pages(atlas: Atlas, plan: MediaPlan) -> list[Page]:
@@ -323,13 +230,12 @@ def render_pages(atlas: Atlas, plan: MediaPlan) -> list[Page]:
 
 
 def nav(atlas: Atlas) -> list[Any]:
-    """Top tabs: Atlas, one per model (its overview, layers, logits), Compare."""
+    """Top tabs: Atlas, one per model (its overview, layers, logits), Compare. Titles escaped (see `title`)."""
     items: list[Any] = [{"Atlas": "index.md"}]
     for model in atlas.models:
         children: list[Any] = [layout.model_page(model.name)]
         for layer in model.layers:
-            title = "Class logits" if layer.is_logits else layer.name
-            children.append({title: layout.layer_page(model.name, layer.name)})
-        items.append({model.name: children})
+            children.append({"Class logits" if layer.is_logits else title(layer.name): layout.layer_page(model.name, layer.name)})
+        items.append({title(model.name): children})
     items.append({"Compare": "compare.md"})
     return items

@@ -8,85 +8,53 @@ manifests, unreadable manifest) raise SiteError.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from featvis_site.atlas import LOGITS, Atlas, Job, Layer, LayerSpec, Model, StoredFile, Unit
+from featvis_pipeline.storeformat import (
+    LOGITS, MANIFESTS, MAX_CARD_BYTES, ModelCard, StoreFormatError, contained, load, load_manifest, model_dir,
+)
+from featvis_site.atlas import Atlas, Job, Layer, LayerSpec, Model, StoredFile, Unit
 from featvis_site.errors import SiteError
-from featvis_site.verify import inside, verify_unit
+from featvis_site.verify import verify_unit
 
-SCHEMA = 1
-
-
-def _load_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SiteError(f"{what} {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except OSError as exc:
-        raise SiteError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if not isinstance(data, dict):
-        raise SiteError(f"{what} {path} is not a JSON object")
-    return data
+#: a store with more manifests than this is not one the gallery can show on a few pages
+MAX_MANIFESTS = 1000
 
 
-def _units_of(manifest: dict[str, Any], source: Path) -> list[Unit]:
-    units = []
-    job, updated = str(manifest.get("job", source.stem)), str(manifest.get("updated", ""))
-    for i, entry in enumerate(manifest.get("units") or []):
-        try:
-            layer, path, key = entry["layer"], entry["path"], entry["key"]
-            unit_id = entry.get("unit") or f"{layer}:{entry.get('index')}"
-        except (KeyError, TypeError):
-            raise SiteError(f"manifest {source} unit #{i} lacks 'layer', 'path' or 'key'") from None
-        state = entry.get("state", "pending")
-        if state not in ("done", "pending", "failed"):
-            state = "pending"
-        index = entry.get("index")
-        units.append(
-            Unit(
-                model=str(manifest["model"]),
-                layer=str(layer),
-                unit=str(unit_id),
-                kind=str(entry.get("kind", "channel")),
-                index=index if isinstance(index, int) else None,
-                label=str(entry.get("label") or unit_id),
-                key=str(key),
-                path=str(path),
-                job=job,
-                updated=updated,
-                state=state,
-                reason=entry.get("error") if state == "failed" else ("not rendered yet" if state == "pending" else None),
-            )
+def _units_of(manifest, source: Path) -> list[Unit]:
+    updated = manifest.updated
+    return [
+        Unit(
+            model=manifest.model, layer=entry.layer, unit=entry.unit, kind=entry.kind, index=entry.index,
+            label=entry.label or entry.unit, key=entry.key, path=entry.path, job=manifest.job, updated=updated,
+            state=entry.state,
+            reason=entry.error if entry.state == "failed" else ("not rendered yet" if entry.state == "pending" else None),
         )
-    return units
+        for entry in manifest.units
+    ]
 
 
 def _read_manifests(root: Path) -> list[tuple[Job, list[Unit]]]:
-    folder = root / "manifests"
+    try:
+        folder = contained(root, MANIFESTS)
+    except StoreFormatError as error:
+        raise SiteError(f"{root / MANIFESTS}: {error}") from None
     paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
     if not paths:
         raise SiteError(f"no manifests in {folder}: render something first (featvis run <job>)")
+    if len(paths) > MAX_MANIFESTS:
+        raise SiteError(f"{folder} holds {len(paths)} manifests, more than the {MAX_MANIFESTS} a gallery shows")
     jobs = []
     for path in paths:
-        data = _load_json(path, "manifest")
-        if data.get("schema") != SCHEMA:
-            raise SiteError(f"manifest {path} has schema {data.get('schema')!r}; this site reads schema {SCHEMA}")
-        if not isinstance(data.get("model"), str) or not isinstance(data.get("units"), list):
-            raise SiteError(f"manifest {path} lacks 'model' or 'units'")
-        job = Job(
-            name=str(data.get("job", path.stem)),
-            model=data["model"],
-            preset=data.get("preset"),
-            settings=data.get("settings") if isinstance(data.get("settings"), dict) else {},
-            updated=str(data.get("updated", "")),
-            counts={k: v for k, v in (data.get("counts") or {}).items() if isinstance(v, int)},
-            source=path,
-        )
+        try:
+            data = load_manifest(path)
+        except StoreFormatError as error:
+            raise SiteError(f"manifest {error} (featvis verify --repair removes it)") from None
+        job = Job(name=data.job, model=data.model, preset=data.preset, settings=dict(data.settings),
+                  updated=data.updated, counts=dict(data.counts), source=path)
         jobs.append((job, _units_of(data, path)))
     return jobs
 
@@ -99,20 +67,29 @@ def _pick(current: Unit | None, candidate: Unit) -> Unit:
     return candidate if rank(candidate) > rank(current) else current
 
 
-def _model_card(root: Path, name: str, warnings: list[str]) -> dict[str, Any]:
+def _model_card(root: Path, name: str, warnings: list[str]) -> ModelCard | None:
     path = root / name / "model.json"
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         warnings.append(f"{path} is missing: layer sizes and class names are unknown")
-        return {"model": name, "layers": [], "classes": []}
-    return _load_json(path, "model card")
-
-
-def _filters(root: Path, model: str, card: dict[str, Any]) -> StoredFile | None:
-    name = card.get("filters")
-    if not isinstance(name, str):
         return None
-    path = root / model / name
-    if not path.is_file() or not inside(path, root / model):
+    try:
+        contained(root, name)
+        card = load(path, ModelCard, MAX_CARD_BYTES)
+    except StoreFormatError as error:
+        warnings.append(f"{error}: layer sizes and class names are unknown")
+        return None
+    assert isinstance(card, ModelCard)
+    return card
+
+
+def _filters(root: Path, folder: str, card: ModelCard | None) -> StoredFile | None:
+    if card is None or card.filters is None:
+        return None
+    try:
+        path = contained(root, f"{folder}/{card.filters}")
+    except StoreFormatError:
+        return None
+    if not path.is_file() or path.is_symlink():
         return None
     return StoredFile("filters", path, path.relative_to(root).as_posix(), path.stat().st_size, "")
 
@@ -143,13 +120,10 @@ def read_store(root: Path | str, *, workers: int | None = None) -> Atlas:
     warnings: list[str] = []
     models: list[Model] = []
     for model_name in dict.fromkeys(job.model for job, _ in jobs):
-        card = _model_card(root, model_name, warnings)
-        specs = [
-            LayerSpec(str(x["name"]), x.get("channels"), x.get("height"), x.get("width"))
-            for x in card.get("layers") or []
-            if isinstance(x, dict) and "name" in x
-        ]
-        classes = [str(c) for c in card.get("classes") or []]
+        folder = model_dir(model_name)
+        card = _model_card(root, folder, warnings)
+        specs = [LayerSpec(x.name, x.channels, x.height, x.width) for x in card.layers] if card else []
+        classes = list(card.classes) if card else []
         units = [chosen[i] for i in order if i[0] == model_name]
         by_layer: dict[str, list[Unit]] = {}
         for unit in units:
@@ -169,10 +143,10 @@ def read_store(root: Path | str, *, workers: int | None = None) -> Atlas:
         models.append(
             Model(
                 name=model_name,
-                card=card,
+                card=card.model_dump(by_alias=True) if card else {"model": model_name, "layers": [], "classes": []},
                 all_layers=specs,
                 classes=classes,
-                filters=_filters(root, model_name, card),
+                filters=_filters(root, folder, card),
                 jobs=[job for job, _ in jobs if job.model == model_name],
                 layers=layers,
             )

@@ -37,3 +37,66 @@ def test_cli_errors_are_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "lr=nan"], "--set lr: must be a number, got 'nan'"),
+    (["--set", "lr=.nan"], "--set lr: must be a finite number, got nan"),
+    (["--set", "steps=abc"], "--set steps: must be a whole number, got 'abc'"),
+    (["--set", "diversity=two"], "--set diversity: must be a whole number, got 'two'"),
+    (["--set", "augment=heavy"], "--set augment: must be a mapping, got 'heavy'"),
+    (["--set", "size=32.5"], "--set size: must be a whole number, got 32.5"),
+    (["--set", "augment.copies=1000000000"], "augment copies must be at least 1 and at most 64"),
+    (["--set", "frames=1000000000000"], "frames must be at least 1 and at most 1000"),
+    (["--set", "schedule={start: 64, every: 5, factor: 1.0001, until: 400}"], "more than 64 stages"),
+    (["--batch", "0"], "--batch must be between 1 and 4096, got 0"),
+    (["--device", "tpu:7"], "--device 'tpu:7': expected cpu, cuda, cuda:N or mps"),
+    (["--device", "cuda"], "--device cuda: no CUDA GPU is available here"),
+    (["--steps", "abc"], "argument --steps: invalid int value: 'abc'"),
+])
+def test_render_settings_are_checked_like_flows_yaml_in_one_line(argv, message, capsys, monkeypatch):
+    import featvis_core
+
+    monkeypatch.setattr(featvis_core, "load_model", lambda *a, **k: pytest.fail("loaded the model"))
+    if argv[:2] == ["--device", "cuda"]:
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["render", "efficientnet_lite0", "blocks.4:0", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_the_same_setting_is_refused_the_same_way_from_flows_yaml(tmp_path):
+    """One schema: the words after the prefix are the same for --set and for overrides:."""
+    from featvis_core import FeatvisError
+    from featvis_pipeline.jobs import load_jobs
+    from featvis_pipeline.settings import check_settings, schema_fields
+
+    fields, config = schema_fields()
+    assert fields == config, "RenderSettings and RenderConfig have drifted apart"
+    for field, value in [("lr", "x"), ("steps", 2.5), ("augment", "heavy"), ("param", "voxel"), ("size", None)]:
+        with pytest.raises(FeatvisError) as from_set:
+            check_settings({field: value}, "--set")
+        flows = tmp_path / "flows.yaml"
+        flows.write_text(f"jobs:\n  a: {{model: efficientnet_lite0, logits: [1], overrides: {{{field}: {value!r}}}}}\n"
+                         .replace("None", "null"))
+        with pytest.raises(FeatvisError) as from_yaml:
+            load_jobs(flows)
+        assert str(from_set.value).removeprefix("--set ") in str(from_yaml.value), (from_set.value, from_yaml.value)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("os:system", "is in Python's standard library, not a model factory"),
+    ("sys:exit", "is in Python's standard library, not a model factory"),
+    ("torch.nn:Linear", "is not callable without arguments"),
+    ("torch.nn:Identity", "not 1000 class logits"),
+    ("featvis_core.models:imagenet_classes", "returned list, not an nn.Module"),
+])
+def test_model_factories_are_never_called_blindly(spec, message, capsys):
+    assert main(["render", spec, "logits:1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

@@ -82,11 +82,11 @@ def test_out_of_memory_splits_and_full_disk_fails_the_tile_cleanly(prefect_serve
     real_render, real_mp4 = tiles.render, media.write_mp4
     attempts: list[tuple[str, int]] = []
 
-    def small_device(model, units, config):
+    def small_device(model, units, config, **kwargs):
         attempts.append((units[0].layer, len(units)))
         if units[0].layer == "logits" or len(units) > 1:  # logits do not fit even alone
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real_render(model, units, config)
+        return real_render(model, units, config, **kwargs)
 
     def full_disk(path, frames, **kwargs):
         if path.parent.name.startswith(".c0006@"):  # blocks.10 channel 6: after image.png, webps, anim.webp

@@ -188,33 +188,44 @@ def meta_stats_from_disk(store: Path) -> dict[str, int]:
 
 # -- the store alone: no rendering -----------------------------------------------------------------
 
+K1 = "1" * 64
+
+
 def _unit(tmp_path: Path) -> tuple[Store, str]:
     store = Store(tmp_path)
-    relative = "m/l/c0001@k1"
+    relative = f"m/l/c0001@{K1[:12]}"
 
     def fill(folder):
-        (folder / "image.png").write_bytes(b"png")
-        return {"key": "k1", "status": "done", "files": {"image": "image.png"}}
+        for name in ("image.png", "image.webp", "thumb.webp"):
+            (folder / name).write_bytes(name.encode())
+        return {"schema": 1, "key": K1, "status": "done",
+                "files": {"image": "image.png", "image_web": "image.webp", "thumb": "thumb.webp"}}
 
     store.write_unit(relative, fill)
     return store, relative
 
 
+def _meta(files) -> dict:
+    return {"schema": 1, "key": K1, "status": "done", "files": files}
+
+
 @pytest.mark.parametrize("meta, problem", [
     ([1, 2, 3], "meta.json is not a JSON object"),
     ("text", "meta.json is not a JSON object"),
-    ({"key": "k1", "status": "done", "files": "image.png"}, "meta.json has no valid 'files' mapping"),
-    ({"key": "k1", "status": "done", "files": {"image": {"sha256": "00"}}}, "meta.json has a bad 'image' file entry"),
-    ({"key": "k1", "status": "done", "files": {"image": [3]}}, "meta.json has a bad 'image' file entry"),
-    ({"key": "k1", "status": "done", "files": {"image": {"path": "../../../etc/hostname", "sha256": "0", "bytes": 1}}},
+    (_meta("image.png"), "meta.json has no valid 'files' mapping"),
+    (_meta({"image": {"sha256": "00"}}), "meta.json has a bad 'image' file entry"),
+    (_meta({"image": [3]}), "meta.json has a bad 'image' file entry"),
+    (_meta({"image": {"path": "../../../etc/hostname", "sha256": "0", "bytes": 1}}),
      "meta.json: 'image' path escapes the unit folder"),
-    ({"key": "k1", "status": "done", "files": {}}, "meta.json lists no files"),
+    (_meta({}), "meta.json lists no files"),
+    ({**_meta({}), "schema": 2}, "meta.json: schema: must be 1, got 2"),
+    ({**_meta({}), "status": None}, "meta.json: status: must be 'done' or 'failed', got None"),
 ])
 def test_malformed_meta_is_a_readable_problem_not_a_crash(tmp_path, meta, problem):
     store, relative = _unit(tmp_path)
     (tmp_path / relative / "meta.json").write_text(json.dumps(meta))
     assert store.problems(relative) == [problem]
-    assert store.is_done(relative, "k1", verify=True) is False
+    assert store.is_done(relative, K1, verify=True) is False
 
 
 def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypatch):
@@ -230,7 +241,7 @@ def test_disk_full_while_writing_a_manifest_keeps_the_old_one(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space left"):
         store.write_manifest("job", {"units": ["new"]})
     monkeypatch.undo()
-    assert store.read_manifest("job") == {"units": ["old"]}
+    assert json.loads(store.manifest_path("job").read_text()) == {"units": ["old"]}
     assert sorted(p.name for p in (tmp_path / "manifests").iterdir()) == ["job.json"]
 
 
@@ -251,3 +262,56 @@ def test_disk_full_on_the_command_line_is_one_line(store_copy, capsys, monkeypat
     assert line.startswith("featvis: error: [Errno 28] No space left on device"), err
     assert (store / "manifests" / "tiny.json").read_bytes() == before
     assert hidden(store) == []
+
+
+# -- item 1 of issue 13: --repair never removes anything the store's layout does not name ------------------
+
+
+@pytest.mark.parametrize("path", ["../../elsewhere", "__ELSEWHERE__", "", ".", "..", "efficientnet_lite0/..",
+                                  "efficientnet_lite0/blocks.4/../../../elsewhere", "/", "manifests",
+                                  "efficientnet_lite0/blocks.4/c0000@000000000000/../../.."])
+def test_verify_repair_never_deletes_outside_the_store(tmp_path, capsys, path):
+    """A manifest entry marked done whose path climbs out, is absolute, empty or names a store folder: the
+    manifest is reported (and with --repair removed) as a whole; no folder it names is touched."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "keep").mkdir(parents=True)
+    (elsewhere / "keep" / "thesis.tex").write_text("precious")
+    store = tmp_path / "a" / "b" / "store"
+    (store / "manifests").mkdir(parents=True)
+    (store / "efficientnet_lite0" / "blocks.4").mkdir(parents=True)
+    (store / "efficientnet_lite0" / "model.json").write_text("{}")
+    key = "ab" * 32
+    unit = {"unit": "blocks.4:0", "layer": "blocks.4", "kind": "channel", "index": 0, "label": "x", "key": key,
+            "state": "done", "path": path.replace("__ELSEWHERE__", str(elsewhere)), "error": None}
+    manifest = {"schema": 1, "job": "tiny", "model": MODEL, "preset": "fast", "settings": {}, "updated": "",
+                "counts": {"done": 1}, "units": [unit]}
+    (store / "manifests" / "tiny.json").write_text(json.dumps(manifest))
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(TINY_JOB.format(store=store, batch=4, extra=""))
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+
+    code, lines, err = run_cli(capsys, "verify", "--flows", str(flows))
+    assert code == 1 and err == "" and "is not a unit folder of this store" in lines[0], lines
+    code, lines, err = run_cli(capsys, "verify", "--repair", "--flows", str(flows))
+    assert code == 0 and err == "", (lines, err)
+    after = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert set(before) - set(after) == {"a/b/store/manifests/tiny.json"}, "--repair removed more than the manifest"
+    assert (elsewhere / "keep" / "thesis.tex").read_text() == "precious"
+    code, lines, _ = run_cli(capsys, "verify", "--flows", str(flows))
+    assert code == 0 and lines[-1] == "checked 0 units: 0 corrupt"
+
+
+def test_sweep_ignores_names_it_did_not_write(tmp_path):
+    """A store's own `.…~….tmp` names: a name with too few parts is not a crash, a link is removed, not followed."""
+    import socket
+
+    store = Store(tmp_path / "store")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    folder = tmp_path / "store" / "m" / "l"
+    folder.mkdir(parents=True)
+    (folder / f".a~{socket.gethostname()}.tmp").mkdir()  # one part short: the old sweep raised IndexError
+    (folder / ".b~trash~1234.tmp").symlink_to(outside)
+    assert store.sweep() == 1
+    assert (outside / "keep.txt").exists() and not (folder / ".b~trash~1234.tmp").is_symlink()

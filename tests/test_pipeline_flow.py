@@ -75,10 +75,10 @@ def test_out_of_memory_halves_the_tile(tiny_flows, lite0, monkeypatch):
     [tile] = [t for t in plan.tiles(plan.units) if t.layer == "blocks.4"]
     real = tiles.render
 
-    def small_device(model, units, config):
+    def small_device(model, units, config, **kwargs):
         if len(units) > 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(model, units, config)
+        return real(model, units, config, **kwargs)
 
     monkeypatch.setattr(tiles, "render", small_device)
     report = tiles.render_tile(tile)
@@ -110,3 +110,24 @@ def test_user_errors_are_one_line_before_any_work(tiny_flows, tmp_path):
     assert not (tmp_path / "store").exists()
     missing = featvis("run", "nojob", "--flows", str(flows))
     assert missing.returncode == 2 and "no job 'nojob'; jobs: tiny" in missing.stderr
+
+
+def test_a_user_error_is_not_retried_a_crash_is(prefect_server, monkeypatch):
+    """retry_condition_fn: FeatvisError (a bad layer...) fails at once; a crash gets the job's retries."""
+    import featvis_pipeline.flows as flows_module
+    from featvis_core import FeatvisError
+    from featvis_pipeline.plan import Tile
+
+    tile = Tile("j", "efficientnet_lite0", "store", "blocks.4", ("blocks.4:0",), ("a" * 64,),
+                ("efficientnet_lite0/blocks.4/c0000@aaaaaaaaaaaa",), ("x",), {})
+    for error, attempts in ((FeatvisError("unknown layer 'blocks.99'"), 1), (RuntimeError("worker lost"), 3)):
+        calls = []
+
+        def failing(tile, threads=0, error=error):
+            calls.append(tile)
+            raise error
+
+        monkeypatch.setattr(flows_module, "render_tile", failing)
+        retrying = flows_module.render_tile_task.with_options(retries=2, retry_delay_seconds=0)
+        state = retrying(tile=tile, return_state=True)
+        assert state.is_failed() and len(calls) == attempts, (type(error).__name__, len(calls))

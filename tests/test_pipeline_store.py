@@ -11,30 +11,36 @@ import pytest
 from featvis_pipeline.store import Store, temporary_name
 
 
+K1 = "1" * 64
+UNIT = f"m/l/c0001@{K1[:12]}"
+ROLES = {"image.png": "image", "image.webp": "image_web", "thumb.webp": "thumb", "anim.mp4": "mp4"}
+FILES = {"image.png": b"png", "image.webp": b"webp", "thumb.webp": b"thumb", "anim.mp4": b"mp4"}
+
+
 def fill_with(files: dict[str, bytes], fail_after: int | None = None):
     def fill(folder):
         for i, (name, data) in enumerate(files.items()):
             if fail_after is not None and i == fail_after:
                 raise OSError("No space left on device")
             (folder / name).write_bytes(data)
-        return {"key": "k1", "status": "done", "files": {name.split(".")[0]: name for name in files}}
+        return {"schema": 1, "key": K1, "status": "done", "files": {ROLES[name]: name for name in files}}
 
     return fill
 
 
 def test_unit_appears_complete_with_checksums(tmp_path):
     store = Store(tmp_path)
-    meta = store.write_unit("m/l/c0001@k1", fill_with({"image.png": b"png", "anim.mp4": b"mp4"}))
-    assert meta["files"]["image"]["bytes"] == 3 and len(meta["files"]["anim"]["sha256"]) == 64
-    assert store.is_done("m/l/c0001@k1", "k1", verify=True)
-    assert not store.is_done("m/l/c0001@k1", "other-key")
-    assert json.loads((tmp_path / "m/l/c0001@k1/meta.json").read_text())["key"] == "k1"
+    meta = store.write_unit(UNIT, fill_with(FILES))
+    assert meta["files"]["image"]["bytes"] == 3 and len(meta["files"]["mp4"]["sha256"]) == 64
+    assert store.is_done(UNIT, K1, verify=True)
+    assert not store.is_done(UNIT, "2" * 64)
+    assert json.loads((tmp_path / UNIT / "meta.json").read_text())["key"] == K1
 
 
 def test_failed_write_leaves_nothing(tmp_path):
     store = Store(tmp_path)
     with pytest.raises(OSError, match="No space"):
-        store.write_unit("m/l/c0001@k1", fill_with({"image.png": b"png", "anim.mp4": b"mp4"}, fail_after=1))
+        store.write_unit(UNIT, fill_with(FILES, fail_after=1))
     assert list((tmp_path / "m/l").iterdir()) == []
 
 
@@ -47,19 +53,19 @@ def test_failed_write_leaves_nothing(tmp_path):
 ])
 def test_corruption_is_named(tmp_path, damage, problem):
     store = Store(tmp_path)
-    store.write_unit("u@k1", fill_with({"image.png": b"png", "anim.mp4": b"mp4"}))
-    damage(tmp_path / "u@k1")
-    assert problem in store.problems("u@k1")
-    assert not store.is_done("u@k1", "k1", verify=True)
+    store.write_unit(UNIT, fill_with(FILES))
+    damage(tmp_path / UNIT)
+    assert problem in store.problems(UNIT)
+    assert not store.is_done(UNIT, K1, verify=True)
 
 
 def test_rewriting_a_corrupt_unit_replaces_it(tmp_path):
     store = Store(tmp_path)
-    store.write_unit("u@k1", fill_with({"image.png": b"png"}))
-    (tmp_path / "u@k1" / "image.png").write_bytes(b"bad")
-    store.write_unit("u@k1", fill_with({"image.png": b"png"}))
-    assert store.problems("u@k1") == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["u@k1"]
+    store.write_unit(UNIT, fill_with(FILES))
+    (tmp_path / UNIT / "image.png").write_bytes(b"bad")
+    store.write_unit(UNIT, fill_with(FILES))
+    assert store.problems(UNIT) == []
+    assert sorted(p.name for p in (tmp_path / "m/l").iterdir()) == [UNIT.rsplit("/", 1)[1]]
 
 
 def test_sweep_removes_only_dead_writers_leftovers(tmp_path):

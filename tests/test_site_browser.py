@@ -22,7 +22,7 @@ from featvis_site.build import BuildReport, build_site
 from featvis_site.layout import layer_page, page_url
 from featvis_site.serve import serve_in_thread
 from featvis_site.store_reader import read_store
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 pytestmark = pytest.mark.slow
 import playwright.sync_api as playwright_api

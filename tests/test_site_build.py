@@ -17,7 +17,7 @@ from featvis_site.layout import rel
 from featvis_site.linkcheck import check_site
 from featvis_site.media import plan_media
 from featvis_site.store_reader import read_store
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +214,39 @@ def test_relative_paths_build_like_the_cli_passes_them(store: Path, tmp_path: Pa
     monkeypatch.chdir(tmp_path)
     report = build_site("store", "out/site")
     assert (tmp_path / "out" / "site" / "index.html").exists() and report.published > 0
+
+
+def test_build_never_writes_outside_its_folders(store: Path, tmp_path: Path) -> None:
+    """Issue 13, item 2: a manifest path with `..` is refused as a whole (one line, exit 2); media plan entries
+    that would leave the site are never linked; generated files stay inside docs and unit data."""
+    from featvis_site.cli import main as site_main
+    from featvis_site.hooks import link_media
+    from featvis_site.layout import inside
+
+    copy = Path(shutil.copytree(store, tmp_path / "store"))
+    data = json.loads((copy / "manifests" / "demo.json").read_text())
+    data["units"][0]["path"] = "../../../escaped"
+    (copy / "manifests" / "demo.json").write_text(json.dumps(data))
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    assert site_main(["build", "--store", str(copy), "--out", str(tmp_path / "out" / "site")]) == 2
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+    site = tmp_path / "linked"
+    site.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    files, _ = link_media([["../victim.txt", str(copy / "manifests" / "demo.json")],
+                           ["/etc/x", str(copy / "manifests" / "demo.json")]], site)
+    assert files == 0 and victim.read_text() == "keep" and list(site.iterdir()) == []
+    for bad in ("../x", "/x", "", "a//b", "a/./b", "a/../../b"):
+        with pytest.raises(ValueError):
+            inside(site, bad)
+
+
+def test_page_names_never_collide() -> None:
+    from featvis_site.layout import safe_name
+
+    names = ["index", "layer-index", "a b", "a_b", "a:b", "blocks.10", "logits-page", "..", "_", "x" * 200,
+             "x" * 201, "<b>", "&lt;b&gt;"]
+    assert len({safe_name(n) for n in names}) == len(names)
+    assert safe_name("blocks.10") == "blocks.10" and "/" not in "".join(safe_name(n) for n in names)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from featvis_site.cli import main
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,3 +86,17 @@ def test_pages_workflow_builds_and_deploys() -> None:
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
     assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_the_site_imports_neither_torch_nor_prefect(store: Path, tmp_path: Path) -> None:
+    """featvis_site reads the store through featvis_pipeline.storeformat, which is torch-free and Prefect-free:
+    a whole build in a fresh interpreter loads neither."""
+    code = (
+        "import sys; from featvis_site.cli import main; code = main(['build', '--store', sys.argv[1], '--out', sys.argv[2]]);"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'prefect', 'torchvision'});"
+        "print(heavy); sys.exit(code or bool(heavy))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(store), str(tmp_path / "site")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

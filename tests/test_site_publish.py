@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from featvis_site.cli import main
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 
 def git(*args: str, cwd: Path | None = None) -> str:

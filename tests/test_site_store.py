@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from featvis_site.errors import SiteError
 from featvis_site.store_reader import read_store
 from featvis_site.verify import HISTORY_POINTS, downsample
-from featvis_site.synthetic import SyntheticModel, class_names, make_store
+from bench.synthetic import SyntheticModel, class_names, make_store
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_states_follow_manifest_and_checksums(store: Path) -> None:
     assert states["failed"] == 1 and states["corrupt"] == 1
     corrupt = next(u for u in units.values() if u.state == "corrupt")
     assert manifest[corrupt.unit]["state"] == "done"  # the manifest says done, the bytes say otherwise
-    assert "sha256" in (corrupt.reason or "")
+    assert "checksum" in (corrupt.reason or "")
     for unit in units.values():
         if unit.published:
             assert {"thumb", "image_web", "anim_webp", "mp4"} <= set(unit.files)
@@ -103,7 +103,7 @@ def test_user_errors_are_site_errors(tmp_path: Path) -> None:
     with pytest.raises(SiteError, match="bad.json is not valid JSON"):
         read_store(tmp_path)
     (tmp_path / "manifests" / "bad.json").write_text(json.dumps({"schema": 99, "model": "m", "units": []}))
-    with pytest.raises(SiteError, match="schema 99"):
+    with pytest.raises(SiteError, match="schema: must be 1, got 99"):
         read_store(tmp_path)
 
 

@@ -1,4 +1,5 @@
-"""Fake featvis stores for tests and benchmarks, in the exact on-disk format of pipeline/STORE.md.
+"""Fake featvis stores for tests and benchmarks, in the exact on-disk format of pipeline/STORE.md (every meta.json
+and manifest is validated against featvis_pipeline.storeformat's records before it is written).
 
 The media are real files (PNG, WebP, animated WebP, H.264 MP4) with correct sha256 in meta.json, so the
 site generator, the link checker and a real browser see what they would see on a store the pipeline wrote.
@@ -19,6 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
+
+from featvis_core import RENDERER_VERSION
+from featvis_pipeline.storeformat import SCHEMA, Manifest, Meta, ModelCard, model_dir
 
 FIRST_CLASSES = [
     "tench", "goldfish", "great white shark", "tiger shark", "hammerhead", "electric ray", "stingray",
@@ -216,7 +220,7 @@ def make_store(
     (root / "manifests").mkdir(parents=True, exist_ok=True)
     (root / "locks").mkdir(exist_ok=True)
     for spec in models:
-        mdir = root / spec.name
+        mdir = root / model_dir(spec.name)
         mdir.mkdir(parents=True, exist_ok=True)
         videos = []
         if spec.video:
@@ -225,7 +229,7 @@ def make_store(
         media_pool = [_make_media(spec, rng, videos[i % 4] if videos else None) for i in range(pool or 0)]
         settings = _settings(spec)
         card = {
-            "schema": 1, "model": spec.name, "source": "embedded",
+            "schema": SCHEMA, "model": spec.name, "source": "embedded",
             "weights": hashlib.sha256(spec.name.encode()).hexdigest()[:16], "input_size": spec.size,
             "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
             "layers": [{"name": n, "channels": c, "height": 14, "width": 14} for n, c in spec.layers.items()],
@@ -234,6 +238,7 @@ def make_store(
         if spec.filters:
             _write_filters(mdir / "filters.png", rng)
             card["filters"] = "filters.png"
+        ModelCard.model_validate_json(json.dumps(card))
         (mdir / "model.json").write_text(json.dumps(card, indent=1))
 
         plan = _unit_plan(spec)
@@ -241,7 +246,7 @@ def make_store(
         manifest_units, counts = [], {"done": 0, "pending": 0, "failed": 0}
         for i, u in enumerate(plan):
             key = hashlib.sha256(f"{spec.name}|{u['unit']}|{json.dumps(settings, sort_keys=True)}".encode()).hexdigest()
-            path = f"{spec.name}/{u['layer']}/{u['slug']}@{key[:12]}"
+            path = f"{model_dir(spec.name)}/{u['layer']}/{u['slug']}@{key[:12]}"
             state, error = "done", None
             if spec.pending_every and i % spec.pending_every == spec.pending_every - 1:
                 state = "pending"
@@ -272,10 +277,10 @@ def make_store(
                 scores.update({"self_top1": float(rng.random() < 0.7), "self_top5": float(rng.random() < 0.9),
                                "lite1_top1": float(rng.random() < 0.5), "lite1_top5": float(rng.random() < 0.8)})
             meta = {
-                "schema": 1, "key": key, "model": spec.name, "layer": u["layer"], "unit": u["unit"],
+                "schema": SCHEMA, "key": key, "model": spec.name, "layer": u["layer"], "unit": u["unit"],
                 "kind": u["kind"], "index": u["index"], "label": u["label"],
                 "status": "done" if state == "done" else "failed", "error": error,
-                "renderer_version": "0.1.0", "settings": settings, "size": [spec.size, spec.size],
+                "renderer_version": RENDERER_VERSION, "settings": settings, "size": [spec.size, spec.size],
                 "activation": {"start": history[0] if history else None, "final": history[-1] if history else None,
                                "best": max(history) if history else None, "history": history},
                 "loss": [-h for h in history], "scores": scores if state == "done" else {},
@@ -284,6 +289,7 @@ def make_store(
                             "device": "cpu"},
                 "created": "2026-11-21T20:00:00+00:00",
             }
+            Meta.model_validate_json(json.dumps(meta))  # the fake is in the real format
             (udir / "meta.json").write_text(json.dumps(meta))
             if state == "done" and corrupt_left and i % 4 == 1:
                 with open(udir / "thumb.webp", "r+b") as fh:  # bit rot after the render: sha256 now fails
@@ -293,10 +299,11 @@ def make_store(
         # a partial write the site must ignore
         (mdir / next(iter(spec.render), "logits") / ".c9999@deadbeef0000.tmp").mkdir(parents=True, exist_ok=True)
         manifest = {
-            "schema": 1, "job": spec.job if len(models) == 1 else f"{spec.job}-{spec.name}", "model": spec.name,
+            "schema": SCHEMA, "job": spec.job if len(models) == 1 else f"{spec.job}-{model_dir(spec.name)}", "model": spec.name,
             "preset": spec.preset, "settings": settings, "updated": "2026-11-21T20:00:00+00:00",
             "counts": counts, "units": manifest_units,
         }
+        Manifest.model_validate_json(json.dumps(manifest)).check_layout()
         (root / "manifests" / f"{manifest['job']}.json").write_text(json.dumps(manifest, indent=1))
     return root
 
