@@ -76,18 +76,24 @@ def lucent_name(model: Classifier, unit: Unit) -> str:
 
 def import_lucent():
     """Lucent's render module. Its `show` helper imports IPython.display at import time; when IPython
-    is installed without its dependencies (PITFALLS.md's --no-deps install) a stub stands in for it."""
+    is installed without its dependencies (PITFALLS.md's --no-deps install) a stub stands in for it while
+    Lucent is imported, and is taken out again so other libraries (matplotlib) never meet it."""
     import sys
     import types
 
+    stubbed = []
     try:
         import IPython.display  # noqa: F401
     except ImportError:
         stub = types.ModuleType("IPython")
         stub.display = types.ModuleType("IPython.display")
         sys.modules["IPython"], sys.modules["IPython.display"] = stub, stub.display
-    from lucent.optvis import render as lucent_render
-
+        stubbed = ["IPython", "IPython.display"]
+    try:
+        from lucent.optvis import render as lucent_render
+    finally:
+        for name in stubbed:
+            sys.modules.pop(name, None)
     return lucent_render
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from featvis_core import RENDERER_VERSION
+from featvis_core.units import caption, unit_from_spec
 from featvis_pipeline.storeformat import SCHEMA, Manifest, Meta, ModelCard, model_dir
 
 FIRST_CLASSES = [
@@ -254,7 +255,8 @@ def make_store(
                 state, error, failed_left = "failed", "loss became NaN at step 17", failed_left - 1
             counts[state] += 1
             manifest_units.append({"unit": u["unit"], "layer": u["layer"], "kind": u["kind"], "index": u["index"],
-                                   "label": u["label"], "key": key, "state": state, "path": path, "error": error})
+                                   "label": u["label"], "caption": caption(unit_from_spec(u["unit"]), card["classes"]),
+                                   "key": key, "state": state, "path": path, "error": error})
             if state == "pending":
                 continue
             udir = root / path

@@ -11,8 +11,8 @@ from featvis_core import RENDERER_VERSION, UnitRender, media
 from .store import now
 from .storeformat import SCHEMA
 
-THUMB = 128  # grid thumbnail side (px)
-PREVIEW = 96  # hover animation side (px): ~30 KB for 16 frames keeps a 5,000-unit atlas far below 1 GB
+THUMB = 192  # grid thumbnail side (px): sharp in the gallery's 150-200 px cells (images are 224 px by default)
+PREVIEW = 128  # hover animation side (px), 16 frames
 
 
 def unit_filler(result: UnitRender, *, key: str, model: str, label: str, settings: dict[str, Any],
@@ -22,7 +22,7 @@ def unit_filler(result: UnitRender, *, key: str, model: str, label: str, setting
     def fill(folder: Path) -> dict[str, Any]:
         media.write_png(folder / "image.png", result.image)
         media.write_webp(folder / "image.webp", result.image, quality=90)
-        media.write_webp(folder / "thumb.webp", result.image, quality=80, size=THUMB)
+        media.write_webp(folder / "thumb.webp", result.image, quality=80, size=min(THUMB, result.image.shape[-1]))
         media.write_animated_webp(folder / "anim.webp", result.frames, size=PREVIEW, max_frames=16, quality=50)
         media.write_mp4(folder / "anim.mp4", result.frames)
         diversity = []

@@ -39,7 +39,7 @@ class Manifest:
             unit = planned.unit
             units.append({
                 "unit": planned.spec, "layer": unit.layer, "kind": unit.kind.value, "index": unit.index,
-                "label": planned.label, "key": planned.key, "state": state, "path": planned.path,
+                "label": planned.label, "caption": planned.caption, "key": planned.key, "state": state, "path": planned.path,
                 "error": self.errors.get(planned.spec),
             })
         return {

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from featvis_core import RENDERER_VERSION, Classifier, FeatvisError, LayerInfo, RenderConfig, Unit
-from featvis_core.units import LOGITS, label, parse_selector
+from featvis_core.units import LOGITS, caption, label, parse_selector
 
 from .jobs import JobSpec
 from .store import Store
@@ -28,6 +28,7 @@ class PlannedUnit:
     key: str
     path: str  # relative to the store root
     label: str
+    caption: str = ""  # short name under a thumbnail (units.KINDS)
 
     @property
     def spec(self) -> str:
@@ -173,5 +174,5 @@ def make_plan(job_name: str, job: JobSpec, model: Classifier) -> Plan:
                                "'_', '.' and '-', at most 128, not starting with '.' or '-')")
         key = content_key(job.model, model.fingerprint, unit, settings)
         path = unit_path(folder, unit.layer, unit.slug, key)
-        planned.append(PlannedUnit(unit, key, path, label(unit, model.classes)))
+        planned.append(PlannedUnit(unit, key, path, label(unit, model.classes), caption(unit, model.classes)))
     return Plan(job_name, job, model, config, planned)

@@ -102,13 +102,13 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------
     def _parent(self, relative: str) -> Path:
-        """The layer folder of a unit, created one level at a time, each level checked first: a link planted
-        for a model or layer folder is refused before anything is created through it."""
-        storeformat.parse_unit_path(relative)
-        model, layer, name = relative.split("/")
-        for folder in (model, f"{model}/{layer}"):
-            storeformat.contained(self.root, folder).mkdir(parents=folder == model, exist_ok=True)
-        return self.root / model / layer / name  # a link in its place is moved aside by _replace, never followed
+        """The parent folders of a unit (or an extras folder), created one level at a time, each level checked
+        first: a link planted for a model or layer folder is refused before anything is created through it."""
+        parts = storeformat.check_folder(relative).split("/")
+        self.root.mkdir(parents=True, exist_ok=True)
+        for depth in range(1, len(parts)):
+            storeformat.contained(self.root, "/".join(parts[:depth])).mkdir(exist_ok=True)
+        return self.root.joinpath(*parts)  # a link in its place is moved aside by _replace, never followed
 
     def check_folders(self, folders: list[str]) -> None:
         """Refuse (StoreFormatError, one line) a store whose own folders a run writes into (`manifests`,
@@ -223,13 +223,18 @@ class Store:
         write_json_atomic(folder / storeformat.MODEL_CARD, card)
 
     def write_file(self, relative: str, write: Callable[[Path], None]) -> None:
-        """Write one file of a model folder atomically: `write(temporary_path)`, then rename into place."""
-        folder, _, name = relative.partition("/")
-        if not storeformat.NAME.fullmatch(name):
-            raise StoreFormatError(f"{relative!r} is not a file of a model folder")
-        final = storeformat.store_folder(self.root, folder) / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        storeformat.store_folder(self.root, folder)
+        """Write one file of the store (`model/filters.png`, `examples/images/<id>/v0000.webp`) atomically:
+        `write(temporary_path)`, then rename into place. Every folder on the way is created one level at a
+        time and checked (a plain name, no link, inside the store) before anything is written into it."""
+        parts = relative.split("/")
+        if len(parts) < 2 or not all(storeformat.NAME.fullmatch(part) for part in parts):
+            raise StoreFormatError(f"{relative!r} is not a file of the store")
+        folder = storeformat.store_folder(self.root, parts[0])
+        for depth in range(1, len(parts)):
+            folder = storeformat.contained(self.root, "/".join(parts[:depth]))
+            folder.mkdir(exist_ok=True)
+            storeformat.contained(self.root, "/".join(parts[:depth]))  # still no link once it exists
+        final = folder / parts[-1]
         temporary = final.parent / temporary_name(final.name)
         try:
             write(temporary)

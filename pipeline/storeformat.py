@@ -45,6 +45,8 @@ SLUG = re.compile(r"(?:c|k|neg)\d{4,9}|n\d{4,9}(?:-x\d{1,6}-y\d{1,6})?|d[0-9a-f]
 UNIT_FOLDER = re.compile(rf"(?P<slug>{SLUG.pattern})@(?P<key12>[0-9a-f]{{12}})")
 FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})?")
 JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+#: the folders of a job's extras (pipeline/extras.py), written like units: an explain page's files, a dive
+EXTRA_FOLDER = re.compile(rf"examples/explain/{_NAME}/[0-9a-f]{{16}}@[0-9a-f]{{12}}|zoom/{_NAME}/k\d{{4,9}}@[0-9a-f]{{12}}")
 
 
 class StoreFormatError(ValueError):
@@ -119,6 +121,15 @@ def parse_unit_path(path: Any) -> UnitPath:
     if not match:
         raise StoreFormatError(f"path {_short(path)} is not a unit folder of this store (model/layer/slug@key)")
     return UnitPath(parts[0], parts[1], match["slug"], match["key12"])
+
+
+def check_folder(relative: Any) -> str:
+    """A folder written all at once (a unit, an explain page, a dive): its path if it fits the layout,
+    StoreFormatError otherwise."""
+    if isinstance(relative, str) and EXTRA_FOLDER.fullmatch(relative):
+        return relative
+    parse_unit_path(relative)
+    return relative
 
 
 def contained(root: Path, relative: str) -> Path:
@@ -208,6 +219,7 @@ class ManifestUnit(Record):
     kind: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_\-]{0,31}$")]
     index: int | None = None
     label: Text = ""
+    caption: Text = ""  # short name under a thumbnail; older stores have none
     key: Hex64
     state: Literal["done", "pending", "failed"]
     path: Text

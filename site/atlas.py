@@ -55,6 +55,7 @@ class Unit:
     activation: Activation | None = None
     scores: dict[str, float] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
+    caption: str = ""  # the pipeline's short name for the unit (its kind's, featvis_core.units.KINDS)
     size: tuple[int, int] | None = None
     created: str | None = None
 

@@ -34,7 +34,7 @@ def cell(page: str, unit: Unit, plan: MediaPlan, *, filterable: bool = False, la
     view: dict[str, Any] = {
         "kind": unit.kind, "index": unit.index, "label": unit.label, "unit": unit.unit, "state": unit.state,
         "slug": unit.folder.split("@", 1)[0], "key12": unit.key12, "search": search_name(unit),
-        "filterable": filterable, "caption": label, "why": why, "image": None,
+        "filterable": filterable, "caption": label, "short": unit.caption, "why": why, "image": None,
     }
     if assets is not None:
         view.update(image=layout.rel(page, assets.image), meta=layout.rel(page, assets.meta),

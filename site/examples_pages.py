@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from featvis_site import layout
 from featvis_site.atlas import Atlas, Model, Unit
-from featvis_site.verify import inside, sha256_file
+from featvis_pipeline.storeformat import sha256_file
 
 MANIFESTS = "examples/manifests"
 THUMB_PATH = re.compile(r"examples/images/[0-9a-f]{16}/(v0000|[0-9a-f]{8}-v\d{4})\.webp")
@@ -35,6 +35,11 @@ MAX_JSON = 64_000_000  # bytes: a manifest beyond this is not read
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    """Does `child` resolve (links followed) to a path inside `parent`?"""
+    return child.resolve().is_relative_to(parent.resolve())
 
 
 class _Strict(BaseModel):
@@ -163,7 +168,7 @@ def _checked(root: Path, relative: str, pattern: re.Pattern | None, expected: di
     if pattern is not None and not pattern.fullmatch(relative):
         raise ValueError(f"{relative!r} is not where the store layout puts it")
     path = root / relative
-    if not inside(path, root) or not path.is_file():
+    if not _inside(path, root) or not path.is_file():
         raise ValueError(f"{relative} is missing or outside the store")
     if expected is not None:
         if not isinstance(expected.get("bytes"), int) or path.stat().st_size != expected["bytes"]:
@@ -186,7 +191,7 @@ def _unit_files(root: Path, folder: str, pattern: re.Pattern) -> tuple[dict[str,
             if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
                 raise ValueError(f"{folder}: bad file entry {role!r}")
             relative = f"{folder}/{entry['path']}"
-            if not inside(root / relative, root / folder):
+            if not _inside(root / relative, root / folder):
                 raise ValueError(f"{folder}: {role} escapes its folder")
             verified[relative] = _checked(root, relative, None, entry)
             roles[role if not isinstance(value, list) else entry["path"]] = relative

@@ -29,7 +29,7 @@ def _units_of(manifest, source: Path) -> list[Unit]:
     return [
         Unit(
             model=manifest.model, layer=entry.layer, unit=entry.unit, kind=entry.kind, index=entry.index,
-            label=entry.label or entry.unit, key=entry.key, path=entry.path, job=manifest.job, updated=updated,
+            label=entry.label or entry.unit, caption=entry.caption, key=entry.key, path=entry.path, job=manifest.job, updated=updated,
             state=entry.state,
             reason=entry.error if entry.state == "failed" else ("not rendered yet" if entry.state == "pending" else None),
         )

@@ -131,3 +131,28 @@ def test_a_user_error_is_not_retried_a_crash_is(prefect_server, monkeypatch):
         retrying = flows_module.render_tile_task.with_options(retries=2, retry_delay_seconds=0)
         state = retrying(tile=tile, return_state=True)
         assert state.is_failed() and len(calls) == attempts, (type(error).__name__, len(calls))
+
+
+def test_a_direction_goes_from_selector_to_gallery_caption(tiny_flows, tmp_path, lite0):
+    """A new objective kind end to end: flows.yaml item -> plan -> render -> store -> manifest -> page."""
+    import featvis_pipeline.tiles as tiles
+    from featvis_pipeline.flows import plan_job
+    from featvis_pipeline.jobs import load_job
+    from featvis_pipeline.manifest import Manifest
+    from featvis_pipeline.store import Store
+    from featvis_site.build import build_site
+
+    flows = tiny_flows()
+    flows.write_text(flows.read_text().replace("blocks.4: 0-2", 'blocks.4: ["1-0.5*2", 0]'))
+    plan = plan_job("tiny", load_job(flows, "tiny"))
+    [tile] = [t for t in plan.tiles(plan.units) if t.layer == "blocks.4"]
+    assert tile.units == ("blocks.4:1-0.5*2", "blocks.4:0")
+    assert not tiles.render_tile(tile).failed
+    store = Store(tmp_path / "store")
+    Manifest(plan, store, [u for u in plan.units if u.unit.layer != "blocks.4"]).save()
+    entry = next(u for u in manifest(tmp_path / "store")["units"] if u["kind"] == "direction")
+    assert entry["caption"] == "1 − 0.5·2" and entry["path"].split("/")[-1].startswith("d")
+    page = (build_site(tmp_path / "store", tmp_path / "site").site_dir / "models" / "efficientnet_lite0" / "blocks-4"
+            / "index.html")
+    html = next(tmp_path.glob("site/models/*/blocks*4*/index.html")).read_text() if not page.exists() else page.read_text()
+    assert ">1 − 0.5·2<" in html and ">Direction<" in html

@@ -187,7 +187,7 @@ def test_two_models_compare_and_other_unit_kinds(tmp_path: Path) -> None:
     layer = _html(report, "models/toynet/block1")
     for heading in ("Channels", "Neurons", "Negative channels", "DeepDream"):
         assert f">{heading}<" in layer, heading
-    assert ">n0001-x7-y7<" in layer and ">−2<" in layer and ">dream<" in layer
+    assert ">1 @ 7,7<" in layer and ">−2<" in layer and ">whole layer<" in layer  # captions from units.KINDS
     home = _html(report, "")
     assert home.count("fv-card-title") == 2
     assert "filters.png" not in _html(report, "models/othernet")

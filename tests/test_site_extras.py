@@ -18,7 +18,7 @@ from PIL import Image
 
 from featvis_site.build import build_site
 from featvis_site.store_reader import read_store
-from featvis_site.synthetic import SyntheticModel, make_store
+from bench.synthetic import SyntheticModel, make_store
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 ID = "0123456789abcdef"
