@@ -38,7 +38,7 @@ from PIL import Image
 
 from featvis_core import load_model, preset
 from featvis_core.media import contact_sheet
-from featvis_core.scores import colourfulness, contrast, hard_view_rates
+from featvis_core.scores import colourfulness, contrast, hard_view_rates, seen_size
 from featvis_core.units import LOGITS, Kind, Unit
 
 from .common import MODEL, TRANSFER, Machine, activation, spread
@@ -74,25 +74,68 @@ class Method:
 
     def seen_px(self) -> int:
         """Side, in pixels, of the image in the model input at the end of the render (the hard views' 1x)."""
-        if self.seen:
-            return self.seen
-        config = preset(self.preset, **self.sets)
-        size, aug = config.final_size, config.augment
-        return round(aug.view_size(size) * size / (size + 2 * aug.pad))
+        return self.seen or seen_size(preset(self.preset, **self.sets))
 
 
 LUCENT = Method("lucent", peer=(sys.executable, "-m", "bench.lucent_render"), seen=round(224 * 128 / 152),
                 note="Lucent render_vis, defaults: 128 px, 512 steps, model sees 224 px", slow=True)
+
+def grow(start: int, every: int, **sets) -> dict:
+    """A variant's settings: an upscaling schedule from `start` to 224 px (x1.25 per stage), the model seeing
+    the image at its own size, 128 px windows for the first 90 % of the steps unless `sets` says otherwise."""
+    return {"schedule": {"start": start, "every": every, "factor": 1.25, "until": 224}, "augment": {"zoom": 1.0},
+            "crop": 128, "crop_share": 0.9, **sets}
+
+
+def budget(steps: int, **sets) -> dict:
+    """A variant of the `grow` schedule (112 -> 224 px in 5 stages) with `steps` in all."""
+    return {"schedule": "grow", "size": 224, "steps": steps, "augment": {"zoom": 1.0, "scale": [0.9, 1.1]},
+            "crop": 128, "crop_share": 0.9, **sets}
+
+
+# Every variant tried on the way to the default, in the order they were tried (bench/README.md tells why).
+VARIANTS = [
+    ("lucid-crop-256", "lucid-crop", {"steps": 256}, "lucid-crop, half the steps"),
+    ("lucid-crop-256-lr0.1", "lucid-crop", {"steps": 256, "lr": 0.1}, "... lr 0.1"),
+    ("lucid-crop-192-lr0.1", "lucid-crop", {"steps": 192, "lr": 0.1}, "... 192 steps, lr 0.1"),
+    ("lucid-crop-256-zoom0.7-1.3", "lucid-crop", {"steps": 256, "augment": {"scale": [0.7, 1.3]}}, "... zoom 0.7-1.3"),
+    ("lucid-crop-256-zoom0.6-1.4", "lucid-crop", {"steps": 256, "augment": {"scale": [0.6, 1.4]}}, "... zoom 0.6-1.4"),
+    ("grow64", "fast", grow(64, 32), "64 -> 224 px, 7 stages of 32 steps"),
+    ("grow96", "fast", grow(96, 40), "96 -> 224 px, 5 x 40 steps"),
+    ("grow112", "fast", grow(112, 48), "112 -> 224 px, 5 x 48 steps"),
+    ("grow96-zoom0.6-1.4", "fast", grow(96, 40, augment={"zoom": 1.0, "scale": [0.6, 1.4]}), "... zoom 0.6-1.4"),
+    ("grow128-zoom0.6-1.4", "fast", grow(128, 48, augment={"zoom": 1.0, "scale": [0.6, 1.4]}), "128 -> 224 px, 4 x 48"),
+    ("grow112-zoom0.7-1.35", "fast", grow(112, 48, augment={"zoom": 1.0, "scale": [0.7, 1.35]}), "112 -> 224, zoom 0.7-1.35"),
+    ("grow112-zoom0.7-1.35-lr0.08", "fast", grow(112, 48, augment={"zoom": 1.0, "scale": [0.7, 1.35]}, lr=0.08), "... lr 0.08"),
+    ("grow112-320-zoom0.6-1.4", "fast", grow(112, 64, augment={"zoom": 1.0, "scale": [0.6, 1.4]}), "5 x 64 steps, zoom 0.6-1.4"),
+    ("grow112-320-zoom0.6-1.4-share0.95", "fast", grow(112, 64, augment={"zoom": 1.0, "scale": [0.6, 1.4]}, crop_share=0.95),
+     "... whole view only the last 5 %"),
+    ("grow112-320-window112", "fast", grow(112, 64, augment={"zoom": 1.0, "scale": [0.6, 1.4]}, crop=112, crop_share=0.95),
+     "... 112 px windows"),
+    ("grow112-280-window112", "fast", grow(112, 56, augment={"zoom": 1.0, "scale": [0.6, 1.4]}, crop=112, crop_share=0.95),
+     "... 280 steps"),
+    ("grow-320-windows0.6-1.4", "fast", budget(320, crop_scale=[0.6, 1.4]), "windows zoom 0.6-1.4, whole view 0.9-1.1"),
+    ("grow-320-windows0.6-1.4-share0.95", "fast", budget(320, crop_scale=[0.6, 1.4], crop_share=0.95), "... last 5 % whole"),
+    ("grow-320-windows0.5-1.6", "fast", budget(320, crop_scale=[0.5, 1.6]), "windows zoom 0.5-1.6"),
+    ("grow-288-windows0.6-1.4", "fast", budget(288, crop_scale=[0.6, 1.4]), "288 steps"),
+    ("grow-320-windows0.5-1.6-lr0.065", "fast", budget(320, crop_scale=[0.5, 1.6], lr=0.065), "... lr 0.065"),
+    ("grow-288-windows0.5-1.6-lr0.065", "fast", budget(288, crop_scale=[0.5, 1.6], lr=0.065), "... 288 steps, lr 0.065"),
+    ("grow-320-windows0.5-1.6-lr0.057", "fast", budget(320, crop_scale=[0.5, 1.6], lr=0.057), "... lr 0.057"),
+]
+
 METHODS = {m.name: m for m in [
-    Method("atlas", "atlas", note="the default: coarse-to-fine 96 -> 224 px, crop windows"),
+    Method("coarse-to-fine", "coarse-to-fine",
+           note="the default: 112 -> 224 px, 0.5-1.6x windows for 85 % of 320 steps, lr 0.057"),
     Method("fast", "fast", note="previous default: 128 px, 64 steps"),
     Method("lucid", "lucid", note="Lucent's recipe, batched"),
     Method("lucid-crop", "lucid-crop", note="Lucent's recipe, 7/8 of steps on 128 px windows"),
+    Method("maco", "maco", note="phase-only spectrum, NAdam, 4 zoomed crops per step"),
     Method("seed-003", "seed-003", note="64 -> 400 px by x1.1 every 50 steps (1050 steps)", slow=True),
     Method("graetz", "graetz", note="pixels, 56 -> 408 px in 12 stages", slow=True),
-    Method("maco", "maco", note="phase-only spectrum, NAdam"),
     LUCENT,
+    *[Method(name, base, sets, note=note) for name, base, sets, note in VARIANTS],
 ]}
+PRESETS_AND_PEERS = [name for name in METHODS if name not in dict((v[0], v) for v in VARIANTS)]
 
 
 def unit_args(set_name: str, units: int) -> list[str]:
@@ -251,9 +294,12 @@ def plot(results: dict, path: Path) -> None:
     for axis, (key, title) in zip(axes, panels):
         for row in data:
             if key in row and "s_per_unit" in row:
-                axis.scatter(row["s_per_unit"], row[key], s=40, color="tab:red" if row["method"] == "atlas" else "tab:blue")
-                axis.annotate(row["method"], (row["s_per_unit"], row[key]), fontsize=8, xytext=(4, 3),
-                              textcoords="offset points")
+                variant = row["method"] not in PRESETS_AND_PEERS
+                colour = "tab:red" if row["method"] == "coarse-to-fine" else "tab:grey" if variant else "tab:blue"
+                axis.scatter(row["s_per_unit"], row[key], s=18 if variant else 40, color=colour, zorder=2 + (not variant))
+                if not variant:
+                    axis.annotate(row["method"], (row["s_per_unit"], row[key]), fontsize=8, xytext=(4, 3),
+                                  textcoords="offset points")
         axis.set_xscale("log")
         axis.set_xlabel("seconds per unit, whole `featvis render` process (log)")
         axis.set_title(title)

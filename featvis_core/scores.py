@@ -147,13 +147,28 @@ def class_rates(model: Classifier, images: torch.Tensor, classes: torch.Tensor |
     return top1_hit.cpu(), top5_hit.cpu()
 
 
-def logit_scores(model: Classifier, images: torch.Tensor, classes: list[int],
-                 second: Classifier | None = None, views: int = 16) -> list[dict[str, float]]:
-    """self_top1/self_top5 (and lite1_top1/lite1_top5 on `second`) for each logit image."""
-    top1, top5 = class_rates(model, images, classes, views)
-    scores = [{"self_top1": float(a), "self_top5": float(b)} for a, b in zip(top1, top5)]
-    if second is not None:
-        other1, other5 = class_rates(second, images, classes, views)
-        for score, a, b in zip(scores, other1, other5):
-            score.update({f"{second.name.split('_')[-1]}_top1": float(a), f"{second.name.split('_')[-1]}_top5": float(b)})
+def seen_size(config) -> int:
+    """Side, in pixels, that a config's final image has in the model's input (the hard views' 1x)."""
+    size, aug = config.final_size, config.augment
+    return round(aug.view_size(size) * size / (size + 2 * aug.pad))
+
+
+def unit_quality(images: torch.Tensor, classes: list[int | None], seen: int, model: Classifier,
+                 judge: Classifier | None = None) -> list[dict[str, float]]:
+    """The scores a gallery shows per unit: colourfulness and contrast of every image and, for class logits
+    (`classes[i]` not None), top-1 on its own model and top-1/top-5 on `judge` over the hard views."""
+    images = images.float()
+    scores = [{"colourfulness": round(float(c), 2), "contrast": round(float(r), 4)}
+              for c, r in zip(colourfulness(images), contrast(images))]
+    logits = [i for i, k in enumerate(classes) if k is not None]
+    if logits:
+        chosen, targets = images[logits], [classes[i] for i in logits]
+        own = hard_view_rates(model, chosen, targets, seen)
+        other = hard_view_rates(judge, chosen, targets, seen) if judge is not None else None
+        name = judge.name.split("_")[-1] if judge is not None else ""
+        for row, i in enumerate(logits):
+            scores[i]["self_top1"] = round(float(own["top1"][row]), 3)
+            if other is not None:
+                scores[i][f"{name}_top1"] = round(float(other["top1"][row]), 3)
+                scores[i][f"{name}_top5"] = round(float(other["top5"][row]), 3)
     return scores

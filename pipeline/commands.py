@@ -71,7 +71,7 @@ def render(args: Namespace) -> int:
                     print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
             if args.scores and batch[0].layer == LOGITS:
                 with clock("scores"):
-                    _print_scores(model, results)
+                    _print_scores(model, results, config)
         with clock("media (waiting for the encoders)"):
             encoding = sum(future.result() for future in written)
     clock.add("  media encoding, all threads", encoding)
@@ -156,14 +156,16 @@ def _settings(values: list[str]) -> dict:
     return overrides
 
 
-def _print_scores(model, results) -> None:
+def _print_scores(model, results, config) -> None:
+    """Recognition of logit images on hard views, by this model and by efficientnet_lite1."""
     import torch
 
     from featvis_core import load_model
-    from featvis_core.scores import logit_scores
+    from featvis_core.scores import seen_size, unit_quality
 
-    second = load_model("efficientnet_lite1", model.device)
-    scores = logit_scores(model, torch.stack([r.image for r in results]), [r.unit.index for r in results], second)
+    judge = load_model("efficientnet_lite1", model.device)
+    images = torch.stack([r.image for r in results])
+    scores = unit_quality(images, [r.unit.index for r in results], seen_size(config), model, judge)
     for result, score in zip(results, scores):
         print(f"{model.classes[result.unit.index]:>20}: " + "  ".join(f"{k} {v:.2f}" for k, v in score.items()))
 

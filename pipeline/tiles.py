@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from featvis_core import Classifier, RenderConfig, load_model, render
-from featvis_core.scores import logit_scores
+from featvis_core.scores import seen_size, unit_quality
 from featvis_core.units import LOGITS, unit_from_spec
 
 from . import devices, faults, stopping
@@ -71,14 +71,12 @@ def render_splitting(model: Classifier, units, config: RenderConfig, report: Til
         return render_splitting(model, units[:half], config, report) + render_splitting(model, units[half:], config, report)
 
 
-def _scores(model: Classifier, results, device) -> list[dict[str, float]]:
-    logits = [r for r in results if r.unit.layer == LOGITS and r.error is None]
-    if not logits:
-        return [{} for _ in results]
-    second = model_on(TRANSFER_MODEL, device)
-    images = torch.stack([r.image for r in logits])
-    scored = dict(zip((r.unit for r in logits), logit_scores(model, images, [r.unit.index for r in logits], second)))
-    return [scored.get(r.unit, {}) for r in results]
+def _scores(model: Classifier, results, config: RenderConfig, device) -> list[dict[str, float]]:
+    """Colourfulness and contrast of every image; recognition on hard views for class logits."""
+    images = torch.stack([r.image for r in results])
+    classes = [r.unit.index if r.unit.layer == LOGITS and r.error is None else None for r in results]
+    judge = model_on(TRANSFER_MODEL, device) if any(k is not None for k in classes) else None
+    return unit_quality(images, classes, seen_size(config), model, judge)
 
 
 def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -> TileReport:
@@ -124,7 +122,7 @@ def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report:
     units = [unit_from_spec(tile.units[i]) for i in todo]
     started = time.perf_counter()
     results = render_splitting(model, units, config, report)
-    scores = _scores(model, results, device) if tile.scores else [{} for _ in results]
+    scores = _scores(model, results, config, device) if tile.scores else [{} for _ in results]
     report.render_s += time.perf_counter() - started
     started = time.perf_counter()
     for i, result, unit_scores in zip(todo, results, scores):

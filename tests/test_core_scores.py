@@ -37,3 +37,13 @@ def test_hard_view_rates_reward_a_real_photo_and_not_noise(lite0):
     assert max(rates) >= 0.7
     noise = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     assert hard_view_rates(lite0, noise, [cats[0]], seen=224)["top5"].item() <= 0.2
+
+
+def test_unit_quality_scores_every_image_and_judges_only_logits(lite0):
+    from featvis_core.scores import unit_quality
+
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    channel, logit = unit_quality(images, [None, 8], seen=64, model=lite0, judge=lite0)
+    assert set(channel) == {"colourfulness", "contrast"}
+    assert {"colourfulness", "contrast", "self_top1", "lite0_top1", "lite0_top5"} == set(logit)
+    assert all(0 <= logit[k] <= 1 for k in ("self_top1", "lite0_top1", "lite0_top5"))
