@@ -62,7 +62,7 @@ class Method:
     peer: tuple[str, ...] = ()  # the peer's command (before the units)
     seen: int | None = None  # peer: side of the image in its model's input, px
     note: str = ""
-    slow: bool = False  # renders only --peer-units units (a minute or more per unit)
+    slow: bool = False  # renders only --peer-units units (seed-003 and graetz: over a minute per unit)
 
     def command(self, units: list[str], out: Path, scale: dict | None = None) -> list[str]:
         """The command line; `scale` ({"steps": .., "size": ..}) shrinks a run for smoke tests."""
@@ -70,7 +70,8 @@ class Method:
         if self.peer:
             return [*self.peer, *units, "--out", str(out), *sizing]
         overrides = [arg for key, value in self.sets.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
-        return [*FEATVIS, "render", MODEL, *units, "--preset", self.preset, "--out", str(out), *overrides, *sizing]
+        return [*FEATVIS, "render", MODEL, *units, "--preset", self.preset, "--out", str(out), *overrides, *sizing,
+                "--timings"]
 
     def seen_px(self) -> int:
         """Side, in pixels, of the image in the model input at the end of the render (the hard views' 1x)."""
@@ -78,7 +79,7 @@ class Method:
 
 
 LUCENT = Method("lucent", peer=(sys.executable, "-m", "bench.lucent_render"), seen=round(224 * 128 / 152),
-                note="Lucent render_vis, defaults: 128 px, 512 steps, model sees 224 px", slow=True)
+                note="Lucent render_vis, defaults: 128 px, 512 steps, model sees 224 px")
 
 def grow(start: int, every: int, **sets) -> dict:
     """A variant's settings: an upscaling schedule from `start` to 224 px (x1.25 per stage), the model seeing
@@ -164,7 +165,21 @@ def run_whole(method: Method, set_name: str, units: int, out: Path, scale: dict 
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"command": " ".join(map(shlex.quote, command)), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "s_per_unit": round(wall / units, 3), "load": [round(x, 2) for x in load],
-            "stdout_tail": done.stdout.strip().splitlines()[-1:]}
+            "timings": _timings(done.stdout)}
+
+
+def _timings(stdout: str) -> dict[str, float]:
+    """The phases `featvis render --timings` accounted for (seconds by name); {} for peers."""
+    phases = {}
+    for line in stdout.splitlines():
+        name, _, value = line.strip().rpartition(" ")
+        if value == "s" and name:
+            label, _, seconds = name.rpartition(" ")
+            try:
+                phases[label.strip()] = float(seconds)
+            except ValueError:
+                continue
+    return phases
 
 
 def load_pngs(out: Path, units: list[Unit]) -> torch.Tensor:
