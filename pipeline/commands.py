@@ -23,25 +23,18 @@ def render(args: Namespace) -> int:
     overrides, the device is checked against this machine and each batch against its memory, all before the
     model is loaded."""
     from featvis_core import load_model, media
-    from featvis_core import render as render_units
     from featvis_core.models import check_model_name
-    from featvis_core.units import LOGITS, group_by_layer
-    from tqdm import tqdm
+    from featvis_core.units import group_by_layer
 
     from . import devices
     from .budget import check_tile
     from .plan import model_dir
-    from .settings import check_settings, render_config
 
     clock = Phases()
     check_model_name(args.model)
     if not 1 <= args.batch <= 4096:
         raise FeatvisError(f"--batch must be between 1 and 4096, got {args.batch}")
-    changes = check_settings(_settings(args.set), "--set")
-    for option in ("steps", "size"):
-        if getattr(args, option) is not None:
-            changes.update(check_settings({option: getattr(args, option)}, f"--{option}"))
-    config = render_config(args.preset, changes, "render settings")
+    config = _render_config(args)
     device = devices.resolve(args.device)
     with clock("model load"):
         model = load_model(args.model, device)
@@ -50,11 +43,40 @@ def render(args: Namespace) -> int:
     for batch in batches:
         check_tile(model, batch[0].layer, len(batch), config, str(device), batch_name="--batch")
     folder = args.out / model_dir(args.model)
-    images, labels, began = [], [], time.perf_counter()
-    # Media are encoded on two threads while the next batch renders (the encoders release the GIL).
+    began = time.perf_counter()
+    images, labels = _render_batches(model, batches, config, folder, args.scores, clock)
+    with clock("contact sheet"):
+        media.contact_sheet(images, labels=labels).save(folder / "contact.png")
+    elapsed = time.perf_counter() - began
+    print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
+          f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
+    if args.timings:
+        print(clock.report())
+    return 0
+
+
+def _render_config(args: Namespace):
+    """The preset with --set, --steps and --size, through the same schema as flows.yaml's overrides."""
+    from .settings import check_settings, render_config
+
+    changes = check_settings(_settings(args.set), "--set")
+    for option in ("steps", "size"):
+        if getattr(args, option) is not None:
+            changes.update(check_settings({option: getattr(args, option)}, f"--{option}"))
+    return render_config(args.preset, changes, "render settings")
+
+
+def _render_batches(model, batches, config, folder, scores: bool, clock: "Phases"):
+    """Render batch after batch; each unit's media are encoded on two threads while the next batch renders
+    (the encoders release the GIL). Returns the images and their labels, for the contact sheet."""
+    from featvis_core import media
+    from featvis_core import render as render_units
+    from featvis_core.units import LOGITS
+    from tqdm import tqdm
+
+    images, labels, written = [], [], []
     with ThreadPoolExecutor(max_workers=2) as writers, stopping.on_signals(), \
             tqdm(total=sum(len(b) for b in batches) * config.total_steps, unit="img-step", desc="render") as bar:
-        written = []
         for batch in batches:
             with clock("render"):
                 results = render_units(model, batch, config,
@@ -69,20 +91,13 @@ def render(args: Namespace) -> int:
                 labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
                 if result.error:
                     print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
-            if args.scores and batch[0].layer == LOGITS:
+            if scores and batch[0].layer == LOGITS:
                 with clock("scores"):
                     _print_scores(model, results, config)
         with clock("media (waiting for the encoders)"):
             encoding = sum(future.result() for future in written)
     clock.add("  media encoding, all threads", encoding)
-    with clock("contact sheet"):
-        media.contact_sheet(images, labels=labels).save(folder / "contact.png")
-    elapsed = time.perf_counter() - began
-    print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
-          f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
-    if args.timings:
-        print(clock.report())
-    return 0
+    return images, labels
 
 
 def _write_unit_media(media, stem, result) -> float:

@@ -114,6 +114,30 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     logger = get_run_logger()
     began = time.perf_counter()
     spec = load_job(flows, job)
+    plan, store, manifest, pending = _prepare(job, spec, logger)
+    tiles = plan.tiles(pending)
+    runner = make_runner(spec.runner)  # its workers and torch threads; the task runner itself is the caller's
+    counts, stopped = _render_tiles(job, spec, tiles, len(pending), runner, store, manifest, logger)
+    extra = None if stopped else _extras(job, spec, plan, store, logger)
+    write_model_card(store, plan)  # again: the workers may have added filters.png
+    summary = _summary(job, plan, store, manifest, pending, tiles, counts, runner, time.perf_counter() - began)
+    summary.update({"stopped": stopped, **({"extras": extra} if extra is not None else {})})
+    if stopped:
+        logger.warning("%s stopped by %s: %d rendered, %d left pending", job, stopping.NAMES.get(stopped, stopped),
+                       summary["rendered"], summary["pending"])
+        return summary
+    create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
+    logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, summary["rendered"], summary["cached"],
+                summary["failed"], summary["wall_s"])
+    site_dir = site or (str(spec.site) if spec.site else None)
+    if site_dir:
+        summary["site"] = build_site(spec.store, Path(site_dir))
+    return summary
+
+
+def _prepare(job: str, spec: JobSpec, logger: Any) -> tuple[Plan, Store, Manifest, list]:
+    """Plan the job, check it fits the device and the store's folders, sweep what a killed run left, and
+    record which units are pending in a fresh manifest."""
     plan = plan_job(job, spec)
     costs = check_plan(plan)
     store = Store(spec.store)
@@ -125,70 +149,69 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     pending = plan.pending(store, verify=True)
     manifest = Manifest(plan, store, pending)
     manifest.save()
-    tiles = plan.tiles(pending)
-    logger.info("%s: %d units, %d cached, %d to render in %d tiles (%s)", job, len(plan.units),
-                len(plan.units) - len(pending), len(pending), len(tiles),
-                max(costs.values(), key=lambda c: c.bytes).describe() if costs else "nothing to estimate")
+    logger.info("%s: %d units, %d cached, %d to render (%s)", job, len(plan.units), len(plan.units) - len(pending),
+                len(pending), max(costs.values(), key=lambda c: c.bytes).describe() if costs else "nothing to estimate")
+    return plan, store, manifest, pending
+
+
+def _render_tiles(job: str, spec: JobSpec, tiles: list[Tile], pending: int, runner: Runner, store: Store,
+                  manifest: Manifest, logger: Any) -> tuple[dict[str, Any], int | None]:
+    """One task per tile, fanned out with `.map`; each finished tile goes into the manifest at once. Returns
+    the counts and the signal that stopped the loop (None when it ran to the end)."""
     counts = {"rendered": 0, "failed": 0, "render_s": 0.0, "task_s": 0.0}
-    stopped: int | None = None
-    runner = make_runner(spec.runner)  # its workers and torch threads; the task runner itself is the caller's
-    if tiles:
-        retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
-        progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
-        futures = retrying.map(tiles, threads=unmapped(runner.threads))
-        index = {future.task_run_id: i for i, future in enumerate(futures)}
-        recorded: set[int] = set()
-        with tqdm(total=len(pending), desc=job, unit="unit") as bar:
-            try:
-                for future in as_completed(list(futures)):
-                    i = index[future.task_run_id]
-                    _record(future, tiles[i], spec.retries, store, manifest, counts, logger)
-                    recorded.add(i)
-                    bar.update(len(tiles[i].units))
-                    update_progress_artifact(progress, 100.0 * len(recorded) / len(tiles))
-            except (stopping.Stopped, KeyboardInterrupt, TerminationSignal) as interrupt:
-                stopped = getattr(interrupt, "signum", None) or (signal.SIGTERM if isinstance(
-                    interrupt, TerminationSignal) else signal.SIGINT)
-                stopping.request(stopped)
-                manifest.save()
-                # thread workers see the stop and abandon their tile at the next step; worker processes
-                # (Dask, Ray) do not: their cluster is closed with the task runner, so waiting is pointless
-                grace = STOP_GRACE_S if spec.runner.kind == "threads" else 1.0
-                _wind_down(futures, tiles, recorded, spec.retries, store, manifest, counts, logger, grace)
-    extra = None
-    if not stopped and extras.wanted(spec):  # dataset examples, explain pages, circuit links, dives (extras.py)
+    if not tiles:
+        return counts, None
+    retrying = render_tile_task.with_options(retries=spec.retries, retry_delay_seconds=1)
+    progress = create_progress_artifact(0.0, key=f"featvis-{_slug(job)}-progress", description=f"{job}: tiles done")
+    futures = retrying.map(tiles, threads=unmapped(runner.threads))
+    index = {future.task_run_id: i for i, future in enumerate(futures)}
+    recorded: set[int] = set()
+    with tqdm(total=pending, desc=job, unit="unit") as bar:
         try:
-            extra = extras.run_extras(job, spec, plan, store, FlowRunContext.get().task_runner)
-        except Exception as error:  # noqa: BLE001 - the rendered units stand; the next run retries the extras
-            logger.error("%s: extras failed: %s", job, _one_line_error(error))
-            extra = {"error": _one_line_error(error)}
-    write_model_card(store, plan)  # again: the workers may have added filters.png
-    wall = time.perf_counter() - began
-    rendered, failed = counts["rendered"], counts["failed"]
-    summary = {
-        "job": job, "units": len(plan.units), "rendered": rendered, "cached": len(plan.units) - len(pending),
-        "failed": failed, "tiles": len(tiles), "wall_s": round(wall, 2), "render_s": round(counts["render_s"], 2),
-        "task_s": round(counts["task_s"], 2),
+            for future in as_completed(list(futures)):
+                i = index[future.task_run_id]
+                _record(future, tiles[i], spec.retries, store, manifest, counts, logger)
+                recorded.add(i)
+                bar.update(len(tiles[i].units))
+                update_progress_artifact(progress, 100.0 * len(recorded) / len(tiles))
+        except (stopping.Stopped, KeyboardInterrupt, TerminationSignal) as interrupt:
+            stopped = getattr(interrupt, "signum", None) or (signal.SIGTERM if isinstance(
+                interrupt, TerminationSignal) else signal.SIGINT)
+            stopping.request(stopped)
+            manifest.save()
+            # thread workers see the stop and abandon their tile at the next step; worker processes
+            # (Dask, Ray) do not: their cluster is closed with the task runner, so waiting is pointless
+            grace = STOP_GRACE_S if spec.runner.kind == "threads" else 1.0
+            _wind_down(futures, tiles, recorded, spec.retries, store, manifest, counts, logger, grace)
+            return counts, stopped
+    return counts, None
+
+
+def _extras(job: str, spec: JobSpec, plan: Plan, store: Store, logger: Any) -> dict[str, Any] | None:
+    """Dataset examples, explain pages, circuit links and dives (pipeline/extras.py), on the flow's own task
+    runner. A failure leaves the rendered units standing; the next run retries the extras."""
+    if not extras.wanted(spec):
+        return None
+    try:
+        return extras.run_extras(job, spec, plan, store, FlowRunContext.get().task_runner)
+    except Exception as error:  # noqa: BLE001 - reported in the summary, the run exits 1
+        logger.error("%s: extras failed: %s", job, _one_line_error(error))
+        return {"error": _one_line_error(error)}
+
+
+def _summary(job: str, plan: Plan, store: Store, manifest: Manifest, pending: list, tiles: list[Tile],
+             counts: dict[str, Any], runner: Runner, wall: float) -> dict[str, Any]:
+    return {
+        "job": job, "units": len(plan.units), "rendered": counts["rendered"], "cached": len(plan.units) - len(pending),
+        "failed": counts["failed"], "tiles": len(tiles), "wall_s": round(wall, 2),
+        "render_s": round(counts["render_s"], 2), "task_s": round(counts["task_s"], 2),
         # Flow time not spent inside tile tasks (planning, Prefect's task runs and API calls, manifests),
         # per tile; exact with one worker, an estimate with several.
         "overhead_per_tile_s": round((wall - counts["task_s"] / runner.workers) / len(tiles), 3) if tiles else 0.0,
-        "units_per_s": round(rendered / wall, 3) if wall else 0.0,
+        "units_per_s": round(counts["rendered"] / wall, 3) if wall else 0.0,
         "manifest": str(store.manifest_path(job)),
-        "stopped": stopped,
         "pending": sum(state == "pending" for state in manifest.state.values()),
     }
-    if extra is not None:
-        summary["extras"] = extra
-    if stopped:
-        logger.warning("%s stopped by %s: %d rendered, %d left pending", job, stopping.NAMES.get(stopped, stopped),
-                       rendered, summary["pending"])
-        return summary
-    create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
-    logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, rendered, summary["cached"], failed, wall)
-    site_dir = site or (str(spec.site) if spec.site else None)
-    if site_dir:
-        summary["site"] = build_site(spec.store, Path(site_dir))
-    return summary
 
 
 def _record(future: Any, tile: Tile, retries: int, store: Store, manifest: Manifest, counts: dict[str, Any],
