@@ -12,7 +12,7 @@ Each method renders the same units from the shell, as a whole process (`featvis 
 - colourfulness (Hasler-Suesstrunk) and RMS contrast, so "washed out" is a number.
 
     .venv/bin/python -m bench.frontier                                # every method (hours: Lucent, seed-003)
-    .venv/bin/python -m bench.frontier --methods atlas,fast,lucid-crop --peer-units 4
+    .venv/bin/python -m bench.frontier --methods coarse-to-fine,fast,lucid-crop --peer-units 4
     .venv/bin/python -m bench.frontier --plot-only                    # redraw table and plot from results.json
 
 Results: bench/results/frontier/{results.json, table.md, frontier.png, sheets/}. Methods already in
@@ -122,11 +122,14 @@ VARIANTS = [
     ("grow-320-windows0.5-1.6-lr0.065", "fast", budget(320, crop_scale=[0.5, 1.6], lr=0.065), "... lr 0.065"),
     ("grow-288-windows0.5-1.6-lr0.065", "fast", budget(288, crop_scale=[0.5, 1.6], lr=0.065), "... 288 steps, lr 0.065"),
     ("grow-320-windows0.5-1.6-lr0.057", "fast", budget(320, crop_scale=[0.5, 1.6], lr=0.057), "... lr 0.057"),
+    ("c2f-pad12", "coarse-to-fine", {"augment": {"pad": 12}}, "coarse-to-fine padded by 12 px (whole view 248 px)"),
+    ("c2f-pad0-share0.9", "coarse-to-fine", {"crop_share": 0.9}, "coarse-to-fine, windows for 90 % of the steps"),
+    ("c2f-pad0-288", "coarse-to-fine", {"steps": 288}, "coarse-to-fine, 288 steps"),
 ]
 
 METHODS = {m.name: m for m in [
     Method("coarse-to-fine", "coarse-to-fine",
-           note="the default: 112 -> 224 px, 0.5-1.6x windows for 85 % of 320 steps, lr 0.057"),
+           note="the default: 112 -> 224 px, 0.5-1.6x windows for 85 % of 320 steps, lr 0.057, no padding"),
     Method("fast", "fast", note="previous default: 128 px, 64 steps"),
     Method("lucid", "lucid", note="Lucent's recipe, batched"),
     Method("lucid-crop", "lucid-crop", note="Lucent's recipe, 7/8 of steps on 128 px windows"),
@@ -249,6 +252,31 @@ def _save(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "table.md").write_text(table(results))
     plot(results, out / "frontier.png")
+    for set_name in results.get("sets", {}):
+        side_by_side(out, set_name)
+
+
+SIDE_BY_SIDE = ["coarse-to-fine", "fast", "lucid-crop", "seed-003", "lucent"]
+
+
+def side_by_side(out: Path, set_name: str, methods: list[str] = SIDE_BY_SIDE) -> None:
+    """One sheet, a row per method (its first 8 units, from its own contact sheet), to compare by eye."""
+    from PIL import ImageDraw
+
+    tile, caption, label = 160, 14, 110
+    rows = []
+    for name in methods:
+        path = out / "sheets" / f"{set_name}_{name}.png"
+        if path.exists():
+            rows.append((name, Image.open(path).convert("RGB").crop((0, 0, 8 * tile, tile + caption))))
+    if not rows:
+        return
+    sheet = Image.new("RGB", (label + 8 * tile, len(rows) * (tile + caption)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, row) in enumerate(rows):
+        sheet.paste(row, (label, i * (tile + caption)))
+        draw.text((4, i * (tile + caption) + tile // 2), name, fill="black")
+    sheet.save(out / "sheets" / f"side_by_side_{set_name}.png")
 
 
 def rows(results: dict) -> list[dict]:

@@ -156,10 +156,10 @@ PRESETS: dict[str, RenderConfig] = {
     # seeing it at its own size. The first 85 % of the steps show the model a random 128 px window zoomed
     # 0.5-1.6x, so a step costs a window, not the canvas, and the picture must hold up at other scales and
     # in crops; the last 15 % see the whole view, where the best image is chosen. lr 0.057 (not 0.05) buys
-    # colour at 320 steps.
+    # colour at 320 steps; no padding (the whole view is 224 px, not 248) saves 5 % at equal quality.
     "coarse-to-fine": RenderConfig(
         schedule="grow", size=224, steps=320, lr=0.057, crop=128, crop_share=0.85, crop_scale=(0.5, 1.6),
-        augment=dataclasses.replace(LUCID_AUGMENT, zoom=1.0, scale=(0.9, 1.1)),
+        augment=dataclasses.replace(LUCID_AUGMENT, zoom=1.0, scale=(0.9, 1.1), pad=0),
     ),
     # Lucid / Lucent's render_vis: fft + decorrelation, 128 px, Adam 0.05, 512 steps, model sees 224 px.
     "lucid": RenderConfig(augment=dataclasses.replace(LUCID_AUGMENT, output=224)),

@@ -300,28 +300,9 @@ def run(args: Namespace) -> int:
 
             build_site(job.store, site)
     else:
-        from .flows import run_job
-        from .server import prefect_api
-
-        from prefect.exceptions import TerminationSignal
-
-        try:
-            with stopping.on_signals(), prefect_api():
-                summary = run_job(args.job, str(args.flows), str(site) if site else None)
-        except TerminationSignal:  # SIGTERM outside the flow's tile loop (Prefect's own handler raised it)
-            print(f"{args.job}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
-            return stopping.exit_code(signal.SIGTERM)
-        if summary["stopped"]:
-            print(f"{args.job}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
-                  f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
-                  f"manifest {summary['manifest']}")
-            return stopping.exit_code(summary["stopped"])
-        print(f"{args.job}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
-              f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
-        failed = summary["failed"]
-        if isinstance(summary.get("extras"), dict) and summary["extras"].get("error"):
-            print(f"{args.job}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
-            failed = failed or 1
+        failed, stopped = _run_flow(args.job, args.flows, site)
+        if stopped:
+            return stopped
     if site:
         print(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
     return 1 if failed else 0
@@ -344,6 +325,34 @@ def _print_plan(plan, pending, tiles, cached, costs) -> None:
           f"{config.final_size} px ({config.total_steps} steps each)")
 
 
+def _run_flow(name: str, flows, site) -> tuple[int, int | None]:
+    """Run the job's flow with a temporary Prefect server: (failed units, the exit code of the signal
+    when Ctrl-C or SIGTERM stopped it)."""
+    from prefect.exceptions import TerminationSignal
+
+    from .flows import run_job
+    from .server import prefect_api
+
+    try:
+        with stopping.on_signals(), prefect_api():
+            summary = run_job(name, str(flows), str(site) if site else None)
+    except TerminationSignal:  # SIGTERM outside the flow's tile loop (Prefect's own handler raised it)
+        print(f"{name}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
+        return 0, stopping.exit_code(signal.SIGTERM)
+    if summary["stopped"]:
+        print(f"{name}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
+              f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
+              f"manifest {summary['manifest']}")
+        return summary["pending"], stopping.exit_code(summary["stopped"])
+    print(f"{name}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
+          f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
+    failed = summary["failed"]
+    if isinstance(summary.get("extras"), dict) and summary["extras"].get("error"):
+        print(f"{name}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
+        failed = failed or 1
+    return failed, None
+
+
 def status(args: Namespace) -> int:
     from .store import Store
 
@@ -355,22 +364,132 @@ def status(args: Namespace) -> int:
         print(f"{args.job}: {error} (featvis verify --repair removes it)", file=sys.stderr)
         manifest = None
     errors = {u.unit: u.error for u in manifest.units if u.error} if manifest else {}
-    done = {u.spec for u in plan.units if store.is_done(u.path, u.key)}
-    print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
-    layers: dict[str, list[int]] = {}
+    done: set[str] = set()
+    layers: dict[str, LayerProgress] = {}
     for unit in plan.units:
-        counts = layers.setdefault(unit.unit.layer, [0, 0])
-        counts[0] += unit.spec in done
-        counts[1] += 1
-    for layer, (finished, total) in layers.items():
-        bar = "#" * round(20 * finished / total) + "." * (20 - round(20 * finished / total))
-        print(f"  {layer:<24} {bar} {finished}/{total}")
+        check = store.check(unit.path, unit.key, verify=False)
+        progress = layers.setdefault(unit.unit.layer, LayerProgress())
+        progress.total += 1
+        if check.done:
+            done.add(unit.spec)
+            progress.add(_render_seconds(check.meta))
+    print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
+    for layer, progress in layers.items():
+        print(f"  {layer:<24} {progress.bar()} {progress.finished}/{progress.total}{progress.rate()}")
+    eta = _eta(layers)
+    if eta:
+        print(eta)
     for unit, error in errors.items():
         if unit not in done:
             print(one_line(f"  failed {unit}: {error}"))
     if manifest and manifest.updated:
         print(one_line(f"manifest updated {manifest.updated}"))
     return 0
+
+
+class LayerProgress:
+    """One layer's line in `featvis status`: units finished, and their optimisation seconds as stored."""
+
+    def __init__(self) -> None:
+        self.total = self.finished = self.timed = 0
+        self.seconds = 0.0
+
+    def add(self, seconds: float | None) -> None:
+        self.finished += 1
+        if seconds is not None:
+            self.timed += 1
+            self.seconds += seconds
+
+    def per_unit(self) -> float | None:
+        return self.seconds / self.timed if self.timed else None
+
+    def bar(self) -> str:
+        filled = round(20 * self.finished / self.total)
+        return "#" * filled + "." * (20 - filled)
+
+    def rate(self) -> str:
+        per_unit = self.per_unit()
+        return f"  {per_unit:.2f} s/unit" if per_unit is not None else ""
+
+
+def _render_seconds(meta) -> float | None:
+    """A done unit's optimisation seconds from its (untrusted) meta.json: a finite, sane number or None."""
+    value = meta.timings.get("render_s") if meta is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        return None
+    return float(value)
+
+
+def _eta(layers: dict[str, "LayerProgress"]) -> str:
+    """What is left, priced at each layer's measured seconds per unit (the job's mean where a layer has
+    none yet): optimisation time on one worker, the pipeline's media and scores not included."""
+    timed = [p for p in layers.values() if p.timed]
+    if not timed:
+        return ""
+    mean = sum(p.seconds for p in timed) / sum(p.timed for p in timed)
+    left = sum((p.total - p.finished) * (p.per_unit() or mean) for p in layers.values())
+    if not left:
+        return ""
+    hours, rest = divmod(round(left), 3600)
+    return f"about {hours} h {rest // 60:02d} min of optimisation left on one worker, at the measured s/unit"
+
+
+def _verify_store_folders(store, label: str, repair: bool) -> int:
+    """The store's manifests and locks folders: a symbolic link there is one problem (removed with repair)."""
+    bad = 0
+    for folder in (MANIFESTS, LOCKS):
+        if store.first_link(folder) == folder:
+            bad += 1
+            print(f"{label}: {folder} is a symbolic link, not a folder of the store; "
+                  f"{'removed' if repair else '--repair removes it'}")
+            if repair:
+                store.remove_link(folder)
+    return bad
+
+
+def _verify_job(store, name: str, label: str, repair: bool) -> tuple[int, int]:
+    """Check one job's units against their checksums; (corrupt, checked). With repair, a corrupt unit is
+    removed and marked pending, a manifest that does not fit the format is removed as a whole."""
+    try:
+        manifest = store.load_manifest(name)
+    except StoreFormatError as error:
+        print(one_line(f"{name}: manifest {error}; {'removed' if repair else '--repair removes it'} "
+                       "(the next run writes it anew)"))
+        if repair:
+            _remove(store, f"{MANIFESTS}/{name}.json", file=True)
+        return 1, 0
+    if manifest is None:
+        print(f"{name}: no manifest in {label} (never run)")
+        return 0, 0
+    bad = checked = 0
+    repaired = []
+    for entry in manifest.units:
+        if entry.state != "done" and not store.check(entry.path, verify=False).meta:
+            continue
+        checked += 1
+        problems = store.check(entry.path, entry.key).problems
+        if problems:
+            bad += 1
+            print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
+            if repair:
+                _remove(store, entry.path)
+                repaired.append(entry.key)
+    if repaired:
+        _mark_pending(store, name, manifest, repaired)
+    return bad, checked
+
+
+def _mark_pending(store, name: str, manifest, keys: list[str]) -> None:
+    """Rewrite a job's manifest with the units of `keys` pending again, counts updated."""
+    from .store import now
+
+    units = [u.model_dump(by_alias=True) for u in manifest.units]
+    for entry in units:
+        if entry["key"] in keys:
+            entry["state"], entry["error"] = "pending", None
+    states = [entry["state"] for entry in units]
+    store.write_manifest(name, {**manifest.model_dump(by_alias=True), "units": units, "updated": now(),
+                                "counts": {state: states.count(state) for state in ("done", "pending", "failed")}})
 
 
 def verify(args: Namespace) -> int:
@@ -380,7 +499,7 @@ def verify(args: Namespace) -> int:
     Every path comes from a manifest that was checked against the store's layout first: a manifest that
     does not fit the format is reported (and with --repair removed) as a whole, never followed."""
     from .jobs import load_jobs
-    from .store import Store, now
+    from .store import Store
 
     jobs = load_jobs(args.flows)
     names = [args.job] if args.job is not None else list(jobs)
@@ -392,46 +511,9 @@ def verify(args: Namespace) -> int:
         store = Store(jobs[name].store)
         if str(store.root) not in stores:  # the store's own folders: a link there leads writes elsewhere
             stores.add(str(store.root))
-            for folder in (MANIFESTS, LOCKS):
-                if store.first_link(folder) == folder:
-                    bad += 1
-                    print(f"{jobs[name].store}: {folder} is a symbolic link, not a folder of the store; "
-                          f"{'removed' if args.repair else '--repair removes it'}")
-                    if args.repair:
-                        store.remove_link(folder)
-        try:
-            manifest = store.load_manifest(name)
-        except StoreFormatError as error:
-            bad += 1
-            print(one_line(f"{name}: manifest {error}; {'removed' if args.repair else '--repair removes it'} "
-                           "(the next run writes it anew)"))
-            if args.repair:
-                _remove(store, f"{MANIFESTS}/{name}.json", file=True)
-            continue
-        if manifest is None:
-            print(f"{name}: no manifest in {jobs[name].store} (never run)")
-            continue
-        repaired = []
-        for entry in manifest.units:
-            if entry.state != "done" and not store.check(entry.path, verify=False).meta:
-                continue
-            checked += 1
-            problems = store.check(entry.path, entry.key).problems
-            if problems:
-                bad += 1
-                print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
-                if args.repair:
-                    _remove(store, entry.path)
-                    repaired.append(entry.key)
-        if repaired:
-            units = [u.model_dump(by_alias=True) for u in manifest.units]
-            for entry in units:
-                if entry["key"] in repaired:
-                    entry["state"], entry["error"] = "pending", None
-            states = [entry["state"] for entry in units]
-            data = {**manifest.model_dump(by_alias=True), "units": units, "updated": now(),
-                    "counts": {state: states.count(state) for state in ("done", "pending", "failed")}}
-            store.write_manifest(name, data)
+            bad += _verify_store_folders(store, jobs[name].store, args.repair)
+        job_bad, job_checked = _verify_job(store, name, jobs[name].store, args.repair)
+        bad, checked = bad + job_bad, checked + job_checked
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
     print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -313,77 +313,111 @@ def pending(job_name: str, job: JobSpec, plan: Plan, store: Store, flows_dir: Pa
     return recorded != state
 
 
-def _submit_all(runner: Any, fn: Any, jobs: list[Any], name: str) -> list[Any]:
+def _submit_all(runner: Any, task_: Any, jobs: list[Any], name: str) -> list[Any]:
+    """Run a Prefect task over `jobs` on the entered task runner, or its plain function inline without one."""
     if not jobs:
         return []
     if runner is None:
-        return [fn(job) for job in jobs]
-    futures = [runner.submit(fn, {name: job}) for job in jobs]
+        return [task_.fn(job) for job in jobs]
+    futures = [runner.submit(task_, {name: job}) for job in jobs]
     return [future.result() for future in futures]
+
+
+@dataclass
+class ExtrasRun:
+    """One job's extras pass: what every stage reads, and the manifest and summary they fill in."""
+
+    name: str
+    job: JobSpec
+    plan: Plan
+    store: Store
+    runner: Any
+    manifest: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def submit(self, task_: Any, jobs: list[Any], name: str = "job") -> list[Any]:
+        return _submit_all(self.runner, task_, jobs, name)
 
 
 def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: Any = None,
                flows_dir: Path = Path(".")) -> dict[str, Any]:
     """Compute whatever the job's extras lack and write its extras manifest. `runner` is an entered
     Prefect task runner (tasks run inline without one, e.g. in unit tests)."""
-    log = _logger()
     began = time.perf_counter()
     state = state_key(job_name, job, plan, store, flows_dir)
-    manifest: dict[str, Any] = {"schema": SCHEMA, "job": job_name, "model": job.model, "state": state}
-    summary: dict[str, Any] = {}
-    done = _done_units(plan, store)
-    chosen: dict[str, dict[str, list]] = {}
-    eplan = None
+    run = ExtrasRun(job_name, job, plan, store, runner,
+                    {"schema": SCHEMA, "job": job_name, "model": job.model, "state": state})
     if job.examples:
-        spec = job.examples
-        units = [u.unit for u in plan.units]
-        eplan = ex.plan_examples(spec, store, job.model, plan.model.fingerprint, plan.model_dir,
-                                 plan.model.input_size, units, flows_dir)
-        started, rss_before = time.perf_counter(), ex.peak_rss_mb()
-        todo = eplan.missing_views()
-        with tqdm(total=todo, desc=f"{job_name} examples", unit="img", disable=not todo) as bar, \
-                ex.Progress(bar.update) as progress:
-            shards = ex.shard_tasks(eplan, store, job.model, plan.model_dir, progress.name)
-            fn = shard_task if runner is not None else shard_task.fn
-            _submit_all(runner, fn, shards, "shard")
-        seconds = time.perf_counter() - started
-        merged = ex.merge_layers(eplan, store, plan.model_dir)
-        chosen = ex.unit_examples(units, merged)
-        thumbs = ex.write_thumbs(eplan, store, chosen)
-        stats = {"images": len(eplan.images), "views": eplan.views, "shards": len(eplan.bounds),
-                 "shards_computed": len(shards), "views_computed": todo, "seconds": round(seconds, 2),
-                 "views_per_s": round(todo / seconds, 2) if todo else None, "peak_rss_mb": round(ex.peak_rss_mb()),
-                 "peak_rss_before_mb": round(rss_before)}
-        manifest["examples"] = ex.examples_section(eplan, chosen, thumbs, stats)
-        summary["examples"] = stats
-        log.info("%s examples: %d images, %d views, %d of %d shards computed (%s views/s)", job_name,
-                 len(eplan.images), eplan.views, len(shards), len(eplan.bounds), stats["views_per_s"])
-        if spec.explain:
-            chosen_layer, folders = _explain_plan(spec, plan, eplan, chosen)
-            if chosen_layer:
-                layer, among = chosen_layer
-                missing = tuple(f for f in folders if not store.is_done(f[3], f[3].rsplit("@", 1)[-1]))
-                if missing:
-                    work = ExplainJob(str(store.root), job.model, layer, among, spec.explain_channels, missing)
-                    _submit_all(runner, explain_task if runner is not None else explain_task.fn, [work], "job")
-                manifest["explain"] = {"layer": layer, "images": {ident: folder for ident, _, _, folder in folders}}
-                summary["explained"] = len(missing)
-        if spec.circuits:
-            jobs = _circuit_jobs(spec, plan, store, chosen, eplan, done)
-            todo_jobs = [j for j in jobs if not _circuit_done(store, j)]
-            _submit_all(runner, circuit_task if runner is not None else circuit_task.fn, todo_jobs, "job")
-            manifest["circuits"] = {j.layer: j.file for j in jobs}
-            summary["circuit_layers"] = len(todo_jobs)
+        eplan, chosen = _examples_stage(run, flows_dir)
+        if job.examples.explain:
+            _explain_stage(run, eplan, chosen)
+        if job.examples.circuits:
+            _circuits_stage(run, eplan, chosen)
     if job.zoom:
-        zoom_job, folders = _zoom_job(job.zoom, plan, store)
-        if zoom_job.classes:
-            _submit_all(runner, zoom_task if runner is not None else zoom_task.fn, [zoom_job], "job")
-        manifest["zoom"] = folders
-        summary["zoomed"] = len(zoom_job.classes)
-    manifest["updated"] = now()
-    write_json_atomic(manifest_path(store, job_name), manifest)
-    summary["seconds"] = round(time.perf_counter() - began, 2)
-    return summary
+        _zoom_stage(run)
+    run.manifest["updated"] = now()
+    write_json_atomic(manifest_path(store, job_name), run.manifest)
+    run.summary["seconds"] = round(time.perf_counter() - began, 2)
+    return run.summary
+
+
+def _examples_stage(run: ExtrasRun, flows_dir: Path) -> tuple[Any, dict[str, dict[str, list]]]:
+    """Scan the folder's missing shards, merge them per layer, pick each unit's examples, write thumbnails."""
+    spec, plan, store = run.job.examples, run.plan, run.store
+    units = [u.unit for u in plan.units]
+    eplan = ex.plan_examples(spec, store, run.job.model, plan.model.fingerprint, plan.model_dir,
+                             plan.model.input_size, units, flows_dir)
+    started, rss_before = time.perf_counter(), ex.peak_rss_mb()
+    todo = eplan.missing_views()
+    with tqdm(total=todo, desc=f"{run.name} examples", unit="img", disable=not todo) as bar, \
+            ex.Progress(bar.update) as progress:
+        shards = ex.shard_tasks(eplan, store, run.job.model, plan.model_dir, progress.name)
+        run.submit(shard_task, shards, "shard")
+    seconds = time.perf_counter() - started
+    chosen = ex.unit_examples(units, ex.merge_layers(eplan, store, plan.model_dir))
+    thumbs = ex.write_thumbs(eplan, store, chosen)
+    stats = {"images": len(eplan.images), "views": eplan.views, "shards": len(eplan.bounds),
+             "shards_computed": len(shards), "views_computed": todo, "seconds": round(seconds, 2),
+             "views_per_s": round(todo / seconds, 2) if todo else None, "peak_rss_mb": round(ex.peak_rss_mb()),
+             "peak_rss_before_mb": round(rss_before)}
+    run.manifest["examples"] = ex.examples_section(eplan, chosen, thumbs, stats)
+    run.summary["examples"] = stats
+    _logger().info("%s examples: %d images, %d views, %d of %d shards computed (%s views/s)", run.name,
+                   len(eplan.images), eplan.views, len(shards), len(eplan.bounds), stats["views_per_s"])
+    return eplan, chosen
+
+
+def _explain_stage(run: ExtrasRun, eplan: Any, chosen: dict[str, dict[str, list]]) -> None:
+    """Explain pages for the example images that lack one."""
+    spec = run.job.examples
+    chosen_layer, folders = _explain_plan(spec, run.plan, eplan, chosen)
+    if not chosen_layer:
+        return
+    layer, among = chosen_layer
+    missing = tuple(f for f in folders if not run.store.is_done(f[3], f[3].rsplit("@", 1)[-1]))
+    if missing:
+        run.submit(explain_task, [ExplainJob(str(run.store.root), run.job.model, layer, among,
+                                             spec.explain_channels, missing)])
+    run.manifest["explain"] = {"layer": layer, "images": {ident: folder for ident, _, _, folder in folders}}
+    run.summary["explained"] = len(missing)
+
+
+def _circuits_stage(run: ExtrasRun, eplan: Any, chosen: dict[str, dict[str, list]]) -> None:
+    """Circuit links between rendered layers, for the layer pairs whose file is missing."""
+    jobs = _circuit_jobs(run.job.examples, run.plan, run.store, chosen, eplan, _done_units(run.plan, run.store))
+    todo = [j for j in jobs if not _circuit_done(run.store, j)]
+    run.submit(circuit_task, todo)
+    run.manifest["circuits"] = {j.layer: j.file for j in jobs}
+    run.summary["circuit_layers"] = len(todo)
+
+
+def _zoom_stage(run: ExtrasRun) -> None:
+    """Endless dives of the classes that lack one."""
+    zoom_job, folders = _zoom_job(run.job.zoom, run.plan, run.store)
+    if zoom_job.classes:
+        run.submit(zoom_task, [zoom_job])
+    run.manifest["zoom"] = folders
+    run.summary["zoomed"] = len(zoom_job.classes)
 
 
 @flow(name="featvis-extras", flow_run_name="{job}-extras")

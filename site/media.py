@@ -74,64 +74,69 @@ def _tier_bytes(units: list[Unit], role: str, logits: bool | None) -> int:
 def plan_media(atlas: Atlas, budget: int = DEFAULT_BUDGET) -> MediaPlan:
     """Choose the files to publish for every published unit of the atlas."""
     plan = MediaPlan(budget=budget)
-    units = [u for u in atlas.units if u.published]
-    for unit in units:  # a required file over GitHub's per-file limit cannot be published at all
-        big = [f for r, f in unit.files.items() if r in ("thumb", "image_web") and f.size > PAGES_FILE_LIMIT]
-        if big:
-            unit.state, unit.reason = "corrupt", f"{big[0].rel} is over GitHub's 100 MB file limit"
-            plan.too_large.append(big[0].rel)
-    units = [u for u in units if u.published]
-
-    required = sum(u.files["thumb"].size + u.files["image_web"].size for u in units)
-    required += sum(m.filters.size for m in atlas.models if m.filters)
-    optional = [_tier_bytes(units, role, logits) for role, logits, _ in TIERS]
-    reserve = FIXED_RESERVE + PER_UNIT_RESERVE * len(units)
-    dropped: list[tuple[str, bool | None]] = []
-    total = required + reserve + sum(optional)
-    for (role, logits, words), size in zip(TIERS, optional):
-        if total <= budget:
-            break
-        if size:
-            dropped.append((role, logits))
-            total -= size
-            plan.dropped.append(words)
-
-    def keep(unit: Unit, role: str) -> bool:
-        return not any(r == role and _in_tier(unit, lg) for r, lg in dropped)
-
+    units = _publishable(atlas, plan)
+    dropped = _drop_tiers(atlas, units, plan)
     for unit in units:
-        folder = layout.media_path(unit.path.rstrip("/"))
-        thumb, image = unit.files["thumb"], unit.files["image_web"]
-        plan.links[layout.media_path(thumb.rel)] = thumb.path
-        plan.links[layout.media_path(image.rel)] = image.path
-        extra: dict[str, str | None] = {"anim_webp": None, "mp4": None}
-        for role in ("anim_webp", "mp4"):
-            f = unit.files.get(role)
-            if f is None or not keep(unit, role):
-                continue
-            if f.size > PAGES_FILE_LIMIT:
-                plan.too_large.append(f.rel)
-                continue
-            extra[role] = layout.media_path(f.rel)
-            plan.links[extra[role]] = f.path
-        diversity: list[str] = []
-        if keep(unit, "diversity"):
-            for f in unit.diversity:
-                if f.size <= PAGES_FILE_LIMIT:
-                    diversity.append(layout.media_path(f.rel))
-                    plan.links[diversity[-1]] = f.path
-        plan.units[unit.path] = UnitAssets(
-            folder=folder,
-            thumb=layout.media_path(thumb.rel),
-            image=layout.media_path(image.rel),
-            meta=f"{folder}/{UNIT_JSON}",
-            anim=extra["anim_webp"],
-            mp4=extra["mp4"],
-            diversity=tuple(diversity),
-        )
+        plan.units[unit.path] = _assets(unit, dropped, plan)
     for model in atlas.models:
         if model.filters:
             plan.filters[model.name] = layout.media_path(model.filters.rel)
             plan.links[plan.filters[model.name]] = model.filters.path
     plan.bytes = sum(p.stat().st_size for p in plan.links.values())
     return plan
+
+
+def _publishable(atlas: Atlas, plan: MediaPlan) -> list[Unit]:
+    """The published units; one whose thumbnail or image is over GitHub's per-file limit cannot be
+    published at all and is marked corrupt."""
+    for unit in atlas.units:
+        if not unit.published:
+            continue
+        big = [f for r, f in unit.files.items() if r in ("thumb", "image_web") and f.size > PAGES_FILE_LIMIT]
+        if big:
+            unit.state, unit.reason = "corrupt", f"{big[0].rel} is over GitHub's 100 MB file limit"
+            plan.too_large.append(big[0].rel)
+    return [u for u in atlas.units if u.published]
+
+
+def _drop_tiers(atlas: Atlas, units: list[Unit], plan: MediaPlan) -> list[tuple[str, bool | None]]:
+    """The optional tiers (role, logits or not) left out, cheapest loss first, until the site fits."""
+    required = sum(u.files["thumb"].size + u.files["image_web"].size for u in units)
+    required += sum(m.filters.size for m in atlas.models if m.filters)
+    optional = [_tier_bytes(units, role, logits) for role, logits, _ in TIERS]
+    total = required + FIXED_RESERVE + PER_UNIT_RESERVE * len(units) + sum(optional)
+    dropped: list[tuple[str, bool | None]] = []
+    for (role, logits, words), size in zip(TIERS, optional):
+        if total <= plan.budget:
+            break
+        if size:
+            dropped.append((role, logits))
+            total -= size
+            plan.dropped.append(words)
+    return dropped
+
+
+def _assets(unit: Unit, dropped: list[tuple[str, bool | None]], plan: MediaPlan) -> UnitAssets:
+    """A unit's published files (site paths), each linked into the plan."""
+
+    def keep(role: str) -> bool:
+        return not any(r == role and _in_tier(unit, lg) for r, lg in dropped)
+
+    def link(f) -> str:
+        plan.links[layout.media_path(f.rel)] = f.path
+        return layout.media_path(f.rel)
+
+    thumb, image = link(unit.files["thumb"]), link(unit.files["image_web"])
+    extra: dict[str, str | None] = {"anim_webp": None, "mp4": None}
+    for role in extra:
+        f = unit.files.get(role)
+        if f is None or not keep(role):
+            continue
+        if f.size > PAGES_FILE_LIMIT:
+            plan.too_large.append(f.rel)
+            continue
+        extra[role] = link(f)
+    diversity = [link(f) for f in unit.diversity if f.size <= PAGES_FILE_LIMIT] if keep("diversity") else []
+    folder = layout.media_path(unit.path.rstrip("/"))
+    return UnitAssets(folder=folder, thumb=thumb, image=image, meta=f"{folder}/{UNIT_JSON}",
+                      anim=extra["anim_webp"], mp4=extra["mp4"], diversity=tuple(diversity))

@@ -120,3 +120,32 @@ def featvis(*args: str, cwd: Path = ROOT, timeout: float = 600, env: dict | None
     """Run the featvis command line in a subprocess (as a user would)."""
     return subprocess.run([*FEATVIS, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium for one test module (Playwright)."""
+    from browsing import ARGS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("needs Debian's chromium at /usr/bin/chromium: run `make browser`")
+    import playwright.sync_api as playwright_api
+
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(request, browser):
+    """A fresh page (the module's VIEWPORT, else 1360 x 900) that fails its test on any console error,
+    page error or failed request."""
+    from browsing import Watched
+
+    viewport = getattr(request.module, "VIEWPORT", {"width": 1360, "height": 900})
+    context = browser.new_context(viewport=viewport)
+    watched = Watched(context.new_page())
+    yield watched
+    context.close()
+    assert watched.problems == [], "\n".join(watched.problems)

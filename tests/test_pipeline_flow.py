@@ -64,6 +64,13 @@ def test_failed_tile_leaves_its_units_pending(prefect_server, tiny_flows, tmp_pa
     assert "simulated driver crash" in failed[0]["error"]
     assert not any((tmp_path / "store" / u["path"]).exists() for u in failed)
 
+    status = featvis("status", "tiny", "--flows", str(tiny_flows()))
+    lines = status.stdout.splitlines()
+    assert "tiny: 5/7 units done" in lines[0]
+    assert [line.split()[0] for line in lines[1:4]] == ["blocks.4", "blocks.10", "logits"]
+    assert "s/unit" in lines[1] and "s/unit" not in lines[2]  # blocks.10's rate is unknown: nothing finished
+    assert "of optimisation left on one worker" in status.stdout and "failed blocks.10:5" in status.stdout
+
 
 def test_out_of_memory_halves_the_tile(tiny_flows, lite0, monkeypatch):
     import featvis_pipeline.tiles as tiles

@@ -25,23 +25,7 @@ from featvis_site.store_reader import read_store
 from bench.synthetic import SyntheticModel, make_store
 
 pytestmark = pytest.mark.slow
-import playwright.sync_api as playwright_api
-
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
-
-FORCE_LOAD_ALL = """async () => {
-  const imgs = Array.from(document.images);
-  imgs.forEach(i => { i.loading = "eager"; });
-  for (let y = 0; y < document.body.scrollHeight; y += window.innerHeight) { window.scrollTo(0, y); }
-  await Promise.all(imgs.map(i => (i.complete && i.naturalWidth) ? null :
-    new Promise(r => { i.addEventListener("load", r); i.addEventListener("error", r); setTimeout(r, 8000); })));
-  window.scrollTo(0, 0);
-  return {count: imgs.length, broken: imgs.filter(i => !(i.naturalWidth > 0)).map(i => i.currentSrc || i.src)};
-}"""
+from browsing import ARTIFACTS, FORCE_LOAD_ALL, Watched  # noqa: E402
 
 LOAD_ALL_ANIMS = """async () => {
   const cells = Array.from(document.querySelectorAll("a.fv-cell[data-anim]"));
@@ -89,46 +73,6 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def base_url(built: tuple[Atlas, BuildReport]) -> Iterator[str]:
     with serve_in_thread(built[1].site_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("needs Debian's chromium at /usr/bin/chromium: run `make browser`")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page plus every console error, page error and failed request it produced."""
-
-    def __init__(self, page: Any) -> None:
-        self.page, self.problems = page, []
-        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-        page.on("requestfailed", self._failed)
-
-    def _failed(self, request: Any) -> None:
-        # cancelled, not broken: leaving a page aborts its in-flight requests (e.g. the favicon), and switching
-        # or closing a video aborts its download. A missing file shows up as an HTTP 404 response instead.
-        if "ERR_ABORTED" in (request.failure or ""):
-            return
-        self.problems.append(f"request failed: {request.url} ({request.failure})")
-
-    def goto(self, url: str) -> None:
-        self.page.goto(url, wait_until="load")
-
-
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
-    watched = Watched(context.new_page())
-    yield watched
-    context.close()
-    assert watched.problems == [], "\n".join(watched.problems)
 
 
 SHOTS = {"prefix": "synthetic"}  # which store the screenshots show

@@ -16,9 +16,9 @@ from featvis_site.build import build_site
 from featvis_site.serve import serve_in_thread
 
 pytestmark = pytest.mark.slow
-import playwright.sync_api as playwright_api  # noqa: E402
+from browsing import ARTIFACTS, FORCE_LOAD_ALL, Watched  # noqa: E402
 
-from test_site_browser import ARGS, ARTIFACTS, CHROMIUM, FORCE_LOAD_ALL, Watched  # noqa: E402
+VIEWPORT = {"width": 1360, "height": 1000}
 
 EXTRAS = """
     examples: {folder: skimage, crops: 2, shard: 4, top: 4, negatives: 2, explain_images: 4, circuit_examples: 1}
@@ -44,23 +44,6 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     report = build_site(store, root / "site")
     with serve_in_thread(report.site_dir) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser: Any) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1360, "height": 1000})
-    watched = Watched(context.new_page())
-    yield watched
-    context.close()
-    assert watched.problems == [], "\n".join(watched.problems)
 
 
 def _shot(page: Any, name: str, **kw: Any) -> None:

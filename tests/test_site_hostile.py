@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,8 +19,6 @@ from featvis_site.serve import serve_in_thread
 from featvis_site.store_reader import read_store
 from hostile import HOSTILE_MODEL, INJECTED, PAYLOADS, hostile_store
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
 class Injected(HTMLParser):
@@ -64,18 +62,6 @@ def test_every_payload_is_text_in_the_generated_html(built: tuple[Path, BuildRep
         assert "\x02" not in text and "\x00" not in text, page
     home = (report.site_dir / "index.html").read_text(encoding="utf-8")
     assert html.escape(HOSTILE_MODEL, quote=False).split("onerror")[0] in home  # shown, as text
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("needs Debian's chromium at /usr/bin/chromium: run `make browser`")
-    import playwright.sync_api as playwright_api
-
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.slow
