@@ -15,7 +15,8 @@ Each method renders the same units from the shell, as a whole process (`featvis 
     .venv/bin/python -m bench.frontier --methods coarse-to-fine,fast,lucid-crop --peer-units 4
     .venv/bin/python -m bench.frontier --plot-only                    # redraw table and plot from results.json
 
-Results: bench/results/frontier/{results.json, table.md, frontier.png, sheets/}. Methods already in
+Results: bench/results/frontier/{results.json, table.md, frontier.png, sheets/} (JPEG contact sheets; the
+variants' in sheets/variants/, not kept in git). Methods already in
 results.json are kept unless named again, so a variant can be added without re-running everything.
 """
 
@@ -232,8 +233,9 @@ def evaluate(args) -> dict:
             row.update(judge(images, units, method, model, transfer), units=count, note=method.note)
             block[name] = row
             labels = [CLASSES[i] if set_name == "logits" else f"ch {u.index}" for i, u in enumerate(units)]
-            (args.out / "sheets").mkdir(parents=True, exist_ok=True)
-            contact_sheet(list(images), columns=8, size=160, labels=labels).save(args.out / "sheets" / f"{set_name}_{name}.png")
+            sheet = sheet_path(args.out, set_name, name)
+            sheet.parent.mkdir(parents=True, exist_ok=True)
+            contact_sheet(list(images), columns=8, size=160, labels=labels).save(sheet, quality=88)
             print(f"{set_name:9s} {name:12s} " + json.dumps({k: v for k, v in row.items() if not isinstance(v, list)}),
                   flush=True)
             results["machine"] = Machine.now().__dict__
@@ -259,6 +261,12 @@ def _save(out: Path, results: dict) -> None:
 SIDE_BY_SIDE = ["coarse-to-fine", "fast", "lucid-crop", "seed-003", "lucent"]
 
 
+def sheet_path(out: Path, set_name: str, method: str) -> Path:
+    """A method's contact sheet (JPEG); the variants' go to sheets/variants/, which git ignores."""
+    folder = out / "sheets" / ("" if method in PRESETS_AND_PEERS else "variants")
+    return folder / f"{set_name}_{method}.jpg"
+
+
 def side_by_side(out: Path, set_name: str, methods: list[str] = SIDE_BY_SIDE) -> None:
     """One sheet, a row per method (its first 8 units, from its own contact sheet), to compare by eye."""
     from PIL import ImageDraw
@@ -266,7 +274,7 @@ def side_by_side(out: Path, set_name: str, methods: list[str] = SIDE_BY_SIDE) ->
     tile, caption, label = 160, 14, 110
     rows = []
     for name in methods:
-        path = out / "sheets" / f"{set_name}_{name}.png"
+        path = sheet_path(out, set_name, name)
         if path.exists():
             rows.append((name, Image.open(path).convert("RGB").crop((0, 0, 8 * tile, tile + caption))))
     if not rows:
@@ -276,7 +284,7 @@ def side_by_side(out: Path, set_name: str, methods: list[str] = SIDE_BY_SIDE) ->
     for i, (name, row) in enumerate(rows):
         sheet.paste(row, (label, i * (tile + caption)))
         draw.text((4, i * (tile + caption) + tile // 2), name, fill="black")
-    sheet.save(out / "sheets" / f"side_by_side_{set_name}.png")
+    sheet.save(out / "sheets" / f"side_by_side_{set_name}.jpg", quality=88)
 
 
 def rows(results: dict) -> list[dict]:

@@ -26,6 +26,7 @@ from .param import noise
 _GREY = torch.tensor([0.299, 0.587, 0.114])
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 DRAWS = 12  # uniforms per view and step: jitter x/y, scale, angle, jitter x/y, b, c, s, h, crop x/y
+MIN_VIEW = 32  # px: the smallest whole view the model is shown
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,10 @@ class Augment:
     crop: int | None = None
 
     def view_size(self, size: int) -> int:
-        """Side of the whole transformed view of an image of `size` px (before any crop)."""
-        return self.output or round((size + 2 * self.pad) * self.zoom)
+        """Side of the whole transformed view of an image of `size` px (before any crop). Never under
+        MIN_VIEW: an ImageNet network's five stride-2 stages need 32 px to keep a pixel (the first stage
+        of a small, unpadded upscaling schedule would be smaller)."""
+        return self.output or max(MIN_VIEW, round((size + 2 * self.pad) * self.zoom))
 
     def model_size(self, size: int) -> int:
         """Side of the model input for an image of `size` px."""
