@@ -343,7 +343,7 @@ def _run_flow(name: str, flows, site) -> tuple[int, int | None]:
         print(f"{name}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
               f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
               f"manifest {summary['manifest']}")
-        return summary["pending"], stopping.exit_code(summary["stopped"])
+        return 0, stopping.exit_code(summary["stopped"])
     print(f"{name}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
           f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
     failed = summary["failed"]

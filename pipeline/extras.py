@@ -313,16 +313,6 @@ def pending(job_name: str, job: JobSpec, plan: Plan, store: Store, flows_dir: Pa
     return recorded != state
 
 
-def _submit_all(runner: Any, task_: Any, jobs: list[Any], name: str) -> list[Any]:
-    """Run a Prefect task over `jobs` on the entered task runner, or its plain function inline without one."""
-    if not jobs:
-        return []
-    if runner is None:
-        return [task_.fn(job) for job in jobs]
-    futures = [runner.submit(task_, {name: job}) for job in jobs]
-    return [future.result() for future in futures]
-
-
 @dataclass
 class ExtrasRun:
     """One job's extras pass: what every stage reads, and the manifest and summary they fill in."""
@@ -336,7 +326,13 @@ class ExtrasRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
     def submit(self, task_: Any, jobs: list[Any], name: str = "job") -> list[Any]:
-        return _submit_all(self.runner, task_, jobs, name)
+        """Run a Prefect task over `jobs` on the entered task runner, or its plain function inline without one."""
+        if not jobs:
+            return []
+        if self.runner is None:
+            return [task_.fn(job) for job in jobs]
+        futures = [self.runner.submit(task_, {name: job}) for job in jobs]
+        return [future.result() for future in futures]
 
 
 def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: Any = None,
