@@ -120,7 +120,7 @@ MANIFEST_FIELDS = ["schema", "job", "model", "preset", "settings", "updated", "c
 UNIT_FIELDS = ["unit", "layer", "kind", "index", "label", "key", "state", "path", "error", PAYLOADS[0]]
 META_FIELDS = ["schema", "key", "status", "files", "label", "size", "activation", "scores", "timings", "created",
                "files.image.path", "files.thumb.path", "files.image_web.path", "files.thumb.bytes", "files.mp4.sha256",
-               "files.diversity", "activation.history", "files.image"]
+               "files.diversity", "activation.history", "files.image", "timings.render_s"]
 CARD_FIELDS = ["schema", "model", "layers", "classes", "filters", "mean", "input_size"]
 FS = ["unit folder -> outside", "layer folder -> outside", "model folder -> outside", "file -> outside file",
       "meta.json -> FIFO", "meta.json -> folder", "meta.json 100 MB", "manifests -> outside", "locks -> outside",
