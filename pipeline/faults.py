@@ -40,6 +40,11 @@ _seen: dict[str, int] = {}
 _lock = threading.Lock()
 
 
+def armed() -> bool:
+    """Whether any fault point is planned in this process."""
+    return _plan is not None
+
+
 def hit(point: str) -> None:
     """Kill this process with SIGKILL if this is the planned occurrence of `point`."""
     if _plan is None or point not in _plan:

@@ -7,8 +7,10 @@ plain data (`Tile`) and loads what it needs: the model on this worker's device, 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -115,6 +117,13 @@ def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -
     return report
 
 
+def writers() -> int:
+    """Threads that write a tile's units: media encoding is CPU work the finished optimisation leaves idle
+    cores for. One when a fault point is armed, so a planned kill lands at a reproducible unit."""
+    return 1 if faults.armed() else max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                               else os.cpu_count() or 1))
+
+
 def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report: TileReport) -> None:
     model = model_on(tile.model, device)
     write_filters(store, model_dir(tile.model), model)
@@ -125,13 +134,27 @@ def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report:
     scores = _scores(model, results, config, device) if tile.scores else [{} for _ in results]
     report.render_s += time.perf_counter() - started
     started = time.perf_counter()
-    for i, result, unit_scores in zip(todo, results, scores):
-        stopping.check()  # finish the unit in hand, start no other
-        if result.error:
-            report.failed[tile.units[i]] = result.error
-            continue
+
+    def write(i: int, result, unit_scores) -> None:
+        stopping.check()  # finish the units in hand, start no other
         fill = unit_filler(result, key=tile.keys[i], model=tile.model, label=tile.labels[i], settings=tile.settings,
                            scores=unit_scores, device=str(device), tile_units=len(todo))
         store.write_unit(tile.paths[i], fill)
-        report.rendered.append(tile.units[i])
+
+    stopped: stopping.Stopped | None = None
+    with ThreadPoolExecutor(max_workers=writers(), thread_name_prefix="featvis-write") as pool:
+        pending = []
+        for i, result, unit_scores in zip(todo, results, scores):
+            if result.error:
+                report.failed[tile.units[i]] = result.error
+            else:
+                pending.append((i, pool.submit(write, i, result, unit_scores)))
+        for i, future in pending:  # in the tile's order; a failed write fails the tile, as before
+            try:
+                future.result()
+                report.rendered.append(tile.units[i])
+            except stopping.Stopped as stop:
+                stopped = stop
     report.write_s += time.perf_counter() - started
+    if stopped is not None:
+        raise stopped
