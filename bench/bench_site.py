@@ -1,7 +1,7 @@
 """Generator-level benchmark of the gallery: build time and size of a whole-model atlas.
 
 Fakes a ResNet-50-sized store (every channel of the four stages, 256+512+1024+2048 = 3,840, plus the 1,000
-class logits) with small but real WebP/animated-WebP/MP4 files, builds the site and prints the build time,
+class logits) with small but real WebP/MP4 files, builds the site and prints the build time,
 its breakdown, the site size in bytes, and bytes per unit. Pass --store to measure a real store instead.
 
     .venv/bin/python -m bench.bench_site                 # fake ResNet-50 store in a temp dir

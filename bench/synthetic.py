@@ -1,7 +1,7 @@
 """Fake featvis stores for tests and benchmarks, in the exact on-disk format of pipeline/STORE.md (every meta.json
 and manifest is validated against featvis_pipeline.storeformat's records before it is written).
 
-The media are real files (PNG, WebP, animated WebP, H.264 MP4) with correct sha256 in meta.json, so the
+The media are real files (PNG, WebP, H.264 MP4) with correct sha256 in meta.json, so the
 site generator, the link checker and a real browser see what they would see on a store the pipeline wrote.
 ``pool`` reuses a few distinct media across units so a whole-model store (thousands of units) is made in
 seconds: the bench measures the site generator, not the fake renderer.
@@ -73,6 +73,7 @@ class SyntheticModel:
     job: str = "demo"
     preset: str = "fast"
     other_kinds: bool = False  # also neurons, a negative channel and DeepDream on the first rendered layer
+    legacy_anim: bool = False  # also an anim.webp hover preview per unit (role anim_webp), as older stores have
 
 
 def _pattern(rng: random.Random, size: int) -> np.ndarray:
@@ -131,14 +132,16 @@ def _make_media(spec: SyntheticModel, rng: random.Random, video: bytes | None) -
     final = _pattern(rng, spec.size)
     image = Image.fromarray(final)
     thumb = image.resize((spec.thumb, spec.thumb), Image.LANCZOS)
-    frames = _frames(final, spec.frames, rng)
-    anim = [Image.fromarray(f).resize((spec.thumb, spec.thumb), Image.BILINEAR) for f in frames]
+    frames = _frames(final, spec.frames, rng)  # drawn even when unused: the same seed makes the same store
     files = {
         "image.png": _encode(image, "PNG"),
         "image.webp": _encode(image, "WEBP", quality=90),
         "thumb.webp": _encode(thumb, "WEBP", quality=80),
-        "anim.webp": _encode(anim[0], "WEBP", save_all=True, append_images=anim[1:], duration=90, loop=0, quality=70),
     }
+    if spec.legacy_anim:
+        anim = [Image.fromarray(f).resize((spec.thumb, spec.thumb), Image.BILINEAR) for f in frames]
+        files["anim.webp"] = _encode(anim[0], "WEBP", save_all=True, append_images=anim[1:], duration=90, loop=0,
+                                     quality=70)
     if video is not None:
         files["anim.mp4"] = video
     for i in range(1, spec.diversity):

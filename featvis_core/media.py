@@ -45,10 +45,11 @@ def even_sides(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def write_mp4(path: Path, frames, fps: int = 24, quality: int = 23, hold: float = 1.0) -> None:
+def write_mp4(path: Path, frames, fps: int = 24, quality: int = 30, hold: float = 1.0) -> None:
     """H.264 yuv420p MP4 that browsers play inline (moov atom first); the last frame is held `hold`
     seconds. Encoded in process by PyAV (FFmpeg's libraries): no ffmpeg process per file, which made a
-    two-second clip cost three times as long."""
+    two-second clip cost three times as long. `quality` is x264's CRF: 30 (not x264's default 23) roughly
+    halves a real optimisation clip (~119 KB -> ~52 KB at 224 px) with no visible difference."""
     import av
 
     array = even_sides(_frames(frames))
@@ -64,7 +65,7 @@ def write_mp4(path: Path, frames, fps: int = 24, quality: int = 23, hold: float 
 
 def write_animated_webp(path: Path, frames, size: int | None = 128, duration_ms: int = 60,
                         quality: int = 70, max_frames: int = 32) -> None:
-    """Small looping WebP for hover previews: at most `max_frames` frames, last one held longer."""
+    """Small looping WebP preview (`featvis render` writes one per unit): at most `max_frames` frames, last one held longer."""
     array = _frames(frames)
     if len(array) > max_frames:
         array = array[np.linspace(0, len(array) - 1, max_frames).round().astype(int)]

@@ -12,7 +12,6 @@ from .store import now
 from .storeformat import SCHEMA
 
 THUMB = 192  # grid thumbnail side (px): sharp in the gallery's 150-200 px cells (images are 224 px by default)
-PREVIEW = 128  # hover animation side (px), 16 frames
 
 
 def unit_filler(result: UnitRender, *, key: str, model: str, label: str, settings: dict[str, Any],
@@ -23,7 +22,6 @@ def unit_filler(result: UnitRender, *, key: str, model: str, label: str, setting
         media.write_png(folder / "image.png", result.image)
         media.write_webp(folder / "image.webp", result.image, quality=90)
         media.write_webp(folder / "thumb.webp", result.image, quality=80, size=min(THUMB, result.image.shape[-1]))
-        media.write_animated_webp(folder / "anim.webp", result.frames, size=PREVIEW, max_frames=16, quality=50)
         media.write_mp4(folder / "anim.mp4", result.frames)
         diversity = []
         if result.extra:
@@ -51,7 +49,7 @@ def unit_filler(result: UnitRender, *, key: str, model: str, label: str, setting
             "loss": [round(v, 5) for v in result.loss],
             "scores": {"activation": result.final, **scores},
             "files": {"image": "image.png", "image_web": "image.webp", "thumb": "thumb.webp",
-                      "anim_webp": "anim.webp", "mp4": "anim.mp4", "diversity": diversity},
+                      "mp4": "anim.mp4", "diversity": diversity},
             "timings": {"render_s": round(result.seconds, 3), "tile_units": tile_units, "steps": result.steps,
                         "device": device, "host": socket.gethostname()},
             "created": now(),

@@ -30,9 +30,11 @@ MANIFESTS = "manifests"
 LOCKS = "locks"
 LOGITS = "logits"
 STATES = ("done", "pending", "failed")
-#: file roles of a done unit: required ones, ones the site shows when present, and the list of extra images
+#: file roles of a done unit: required ones, ones the site shows when present, and the list of extra images.
+#: Older stores also list "anim_webp" (an animated WebP hover preview, no longer written): like any listed
+#: file it is checked, but the site neither shows nor publishes it (the MP4 is the hover preview now).
 REQUIRED_ROLES = ("image", "image_web", "thumb")
-OPTIONAL_ROLES = ("anim_webp", "mp4")
+OPTIONAL_ROLES = ("mp4",)
 DIVERSITY = "diversity"
 #: reading caps: a whole-model manifest (5,000 units) is ~2 MB, a meta.json with 100k steps of history ~4 MB
 MAX_MANIFEST_BYTES = 64 << 20

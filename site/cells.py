@@ -1,7 +1,8 @@
 """What a grid cell and a thumbnail strip show, as plain data for the page templates (templates/_macros.html).
 
 Cells work without JavaScript: a rendered cell is a link to its full image; the assets/featvis.js script adds
-hover animation, the lightbox and filtering on top. No HTML is made here: the templates escape every value.
+the hover preview (the unit's MP4, named by the cell's data-anim), the lightbox and filtering on top. No HTML
+is made here: the templates escape every value.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def cell(page: str, unit: Unit, plan: MediaPlan, *, filterable: bool = False, la
     }
     if assets is not None:
         view.update(image=layout.rel(page, assets.image), meta=layout.rel(page, assets.meta),
-                    thumb=layout.rel(page, assets.thumb), anim=layout.rel(page, assets.anim) if assets.anim else None)
+                    thumb=layout.rel(page, assets.thumb), anim=layout.rel(page, assets.mp4) if assets.mp4 else None)
     return view
 
 

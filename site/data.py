@@ -34,7 +34,6 @@ def unit_record(model: Model, unit: Unit, assets: UnitAssets) -> dict[str, Any]:
         "created": unit.created,
         "image": _local(assets.image, assets.folder),
         "poster": _local(assets.thumb, assets.folder),
-        "anim": _local(assets.anim, assets.folder),
         "mp4": _local(assets.mp4, assets.folder),
         "diversity": [_local(p, assets.folder) for p in assets.diversity],
         "activation": {

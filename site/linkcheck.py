@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 #: attributes whose values are URLs the gallery (or Material) loads or links to
 _ATTR = re.compile(r'\s(href|src|poster|data-anim|data-meta)="([^"]*)"')
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-_JSON_KEYS = ("image", "poster", "anim", "mp4", "diversity")
+_JSON_KEYS = ("image", "poster", "mp4", "diversity")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Decide which store files the site publishes, under GitHub Pages' size limits.
 
-Files are published as-is (no re-encoding): the store's WebP thumbs/previews and H.264 videos are already
-web formats. When the total would exceed the budget (default 900 MB, under Pages' 1 GB), optional media are
-dropped tier by tier (diversity images, then MP4s, then hover animations) rather than failing the build,
-and the home page says what was left out. Thumbnails and images are never dropped.
+Files are published as-is (no re-encoding): the store's WebP images and H.264 videos are already web
+formats. A unit's MP4 is both its lightbox video and its grid cell's hover preview. When the total would
+exceed the budget (default 900 MB, under Pages' 1 GB), optional media are dropped tier by tier (diversity
+images, then channel MP4s, then class-logit MP4s; a unit without its MP4 has no hover preview) rather than
+failing the build, and the home page says what was left out. Thumbnails and images are never dropped.
 """
 
 from __future__ import annotations
@@ -24,22 +25,21 @@ PER_UNIT_RESERVE = 2_000
 #: Channel videos go before class-logit videos: the 1,000 classes are what most visitors open.
 TIERS: tuple[tuple[str, bool | None, str], ...] = (
     ("diversity", None, "diversity images"),
-    ("mp4", False, "optimisation videos (MP4) of layer channels"),
-    ("mp4", True, "optimisation videos (MP4) of class logits"),
-    ("anim_webp", None, "hover animations"),
+    ("mp4", False, "optimisation videos (MP4) and hover previews of layer channels"),
+    ("mp4", True, "optimisation videos (MP4) and hover previews of class logits"),
 )
 UNIT_JSON = "unit.json"
 
 
 @dataclass(frozen=True)
 class UnitAssets:
-    """Site paths (relative to the site root) of what one published unit shows."""
+    """Site paths (relative to the site root) of what one published unit shows; `mp4` (None when the store
+    has none or the budget left it out) is the lightbox video and the grid cell's hover preview."""
 
     folder: str
     thumb: str
     image: str
     meta: str
-    anim: str | None = None
     mp4: str | None = None
     diversity: tuple[str, ...] = ()
 
@@ -127,16 +127,13 @@ def _assets(unit: Unit, dropped: list[tuple[str, bool | None]], plan: MediaPlan)
         return layout.media_path(f.rel)
 
     thumb, image = link(unit.files["thumb"]), link(unit.files["image_web"])
-    extra: dict[str, str | None] = {"anim_webp": None, "mp4": None}
-    for role in extra:
-        f = unit.files.get(role)
-        if f is None or not keep(role):
-            continue
-        if f.size > PAGES_FILE_LIMIT:
-            plan.too_large.append(f.rel)
-            continue
-        extra[role] = link(f)
+    mp4, video = None, unit.files.get("mp4")
+    if video is not None and keep("mp4"):
+        if video.size > PAGES_FILE_LIMIT:
+            plan.too_large.append(video.rel)
+        else:
+            mp4 = link(video)
     diversity = [link(f) for f in unit.diversity if f.size <= PAGES_FILE_LIMIT] if keep("diversity") else []
     folder = layout.media_path(unit.path.rstrip("/"))
     return UnitAssets(folder=folder, thumb=thumb, image=image, meta=f"{folder}/{UNIT_JSON}",
-                      anim=extra["anim_webp"], mp4=extra["mp4"], diversity=tuple(diversity))
+                      mp4=mp4, diversity=tuple(diversity))

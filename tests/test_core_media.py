@@ -36,6 +36,16 @@ def test_mp4_is_h264_with_every_frame_and_no_rescale(tmp_path):
     assert abs(int(video[0, ..., 0].mean()) - 0) < 8 and abs(int(video[9, ..., 0].mean()) - 255) < 8
 
 
+def test_mp4_default_quality_is_crf_30(tmp_path):
+    noisy = torch.randint(0, 256, (12, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    media.write_mp4(tmp_path / "default.mp4", noisy)
+    media.write_mp4(tmp_path / "crf30.mp4", noisy, quality=30)
+    media.write_mp4(tmp_path / "crf23.mp4", noisy, quality=23)
+    default = (tmp_path / "default.mp4").read_bytes()
+    assert default == (tmp_path / "crf30.mp4").read_bytes()
+    assert len(default) < (tmp_path / "crf23.mp4").stat().st_size
+
+
 def test_odd_sides_are_padded_not_rescaled(tmp_path):
     path = tmp_path / "odd.mp4"
     media.write_mp4(path, frames(4, 33), hold=0)

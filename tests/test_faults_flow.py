@@ -89,7 +89,7 @@ def test_out_of_memory_splits_and_full_disk_fails_the_tile_cleanly(prefect_serve
         return real_render(model, units, config, **kwargs)
 
     def full_disk(path, frames, **kwargs):
-        if path.parent.name.startswith(".c0006@"):  # blocks.10 channel 6: after image.png, webps, anim.webp
+        if path.parent.name.startswith(".c0006@"):  # blocks.10 channel 6: after image.png and the webps
             real_mp4(path, frames, **kwargs)
             Path(path).write_bytes(Path(path).read_bytes()[:100])  # a partial video on disk...
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))  # ...and the disk is full

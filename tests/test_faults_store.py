@@ -80,7 +80,7 @@ CORRUPTIONS = {
     "blocks.4:0": (lambda d: truncate(d / "image.png"), "image.png has {} bytes, expected {}"),
     "blocks.4:2": (lambda d: (d / "meta.json").write_text('{"schema": 1, "key": "'), "meta.json is not valid JSON"),
     "blocks.10:5": (lambda d: flip_bytes(d / "image.webp"), "image.webp does not match its checksum"),
-    "logits:8": (lambda d: (d / "anim.webp").unlink(), "anim.webp is missing"),
+    "logits:8": (lambda d: (d / "anim.mp4").unlink(), "anim.mp4 is missing"),
     "logits:12": (lambda d: (d / "meta.json").write_text("[1, 2, 3]"), "meta.json is not a JSON object"),
 }
 
@@ -125,6 +125,64 @@ def test_verify_names_each_corruption_and_run_rerenders_exactly_those(store_copy
     assert {p: s for p, s in meta_stats(store).items() if p in intact} == intact, "an intact unit was re-rendered"
     assert manifest(store)["counts"] == {"done": 7, "pending": 0, "failed": 0}
     assert hidden(store) == []
+    code, lines, _ = run_cli(capsys, "verify", "--flows", str(flows))
+    assert code == 0 and lines == ["checked 7 units: 0 corrupt"]
+
+
+def add_legacy_anim(folder: Path) -> None:
+    """Make a unit folder look like one written before the hover preview became the MP4: an animated
+    anim.webp listed in meta.json under the role anim_webp."""
+    import hashlib
+
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (i * 40, 80, 160)) for i in range(4)]
+    frames[0].save(folder / "anim.webp", format="WEBP", save_all=True, append_images=frames[1:], duration=60, loop=0)
+    data = (folder / "anim.webp").read_bytes()
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"]["anim_webp"] = {"path": "anim.webp", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (folder / "meta.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.slow
+def test_a_unit_of_an_older_store_with_anim_webp_verifies_is_cached_and_published(store_copy, capsys, tmp_path):
+    """New units have no anim.webp; one written by an older featvis (with its anim_webp role) is still intact:
+    verify passes, run keeps it cached, and the site publishes the unit (its MP4 as the hover preview) but
+    not the anim.webp. A damaged anim.webp is still caught like any listed file."""
+    store, flows = store_copy
+    where = paths(store)
+    assert not list(store.rglob("anim.webp")), "new units must not have an anim.webp"
+    old, damaged = where["blocks.4:1"], where["logits:12"]
+    add_legacy_anim(store / old)
+    add_legacy_anim(store / damaged)
+    truncate(store / damaged / "anim.webp")
+
+    code, lines, _ = run_cli(capsys, "verify", "tiny", "--flows", str(flows))
+    assert code == 1
+    assert lines[0].startswith(f"tiny: logits:12 ({damaged}): anim.webp has ") and len(lines) == 2
+    assert lines[-1] == "checked 7 units: 1 corrupt found (--repair removes them)"
+
+    from featvis_site.build import build_site
+    from featvis_site.store_reader import read_store
+
+    [unit] = [u for u in read_store(store).units if u.path == old]
+    assert unit.published and set(unit.files) == {"image_web", "thumb", "mp4"}
+    build_site(store, tmp_path / "site")
+    media = tmp_path / "site" / "media" / old
+    assert (media / "anim.mp4").is_file() and (media / "thumb.webp").is_file() and not (media / "anim.webp").exists()
+    assert "anim_webp" not in (media / "unit.json").read_text()
+    assert not list((tmp_path / "site").rglob("anim.webp"))
+    from featvis_site.layout import layer_page, page_url, rel
+
+    grid = (tmp_path / "site" / page_url(layer_page(MODEL, "blocks.4")) / "index.html").read_text()
+    assert f'data-anim="{rel(layer_page(MODEL, "blocks.4"), f"media/{old}/anim.mp4")}"' in grid
+
+    before = meta_stats(store)
+    code, lines, err = run_cli(capsys, "run", "tiny", "--flows", str(flows))
+    assert code == 0, err
+    assert "tiny: 1 rendered, 6 cached, 0 failed" in lines[-1]
+    assert meta_stats(store)[old] == before[old], "the older unit was re-rendered"
+    assert (store / old / "anim.webp").is_file() and not (store / damaged / "anim.webp").exists()
     code, lines, _ = run_cli(capsys, "verify", "--flows", str(flows))
     assert code == 0 and lines == ["checked 7 units: 0 corrupt"]
 

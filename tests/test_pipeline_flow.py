@@ -27,7 +27,7 @@ def test_run_caches_and_extends(prefect_server, tiny_flows, tmp_path):
     data = manifest(tmp_path / "store")
     assert data["counts"] == {"done": 7, "pending": 0, "failed": 0}
     unit = tmp_path / "store" / data["units"][0]["path"]
-    assert {p.name for p in unit.iterdir()} == {"image.png", "image.webp", "thumb.webp", "anim.webp", "anim.mp4", "meta.json"}
+    assert {p.name for p in unit.iterdir()} == {"image.png", "image.webp", "thumb.webp", "anim.mp4", "meta.json"}
     assert (tmp_path / "store/efficientnet_lite0/filters.png").exists()
     model_card = json.loads((tmp_path / "store/efficientnet_lite0/model.json").read_text())
     assert model_card["filters"] == "filters.png" and len(model_card["classes"]) == 1000

@@ -1,7 +1,7 @@
 """The built gallery in a real browser (headless Debian Chromium via Playwright), served on loopback.
 
-Checks what a visitor sees: every image and hover animation loads, the class filter narrows the grid, the
-lightbox opens with its video playing, and no page logs a console error or a failed request. Screenshots
+Checks what a visitor sees: every image and hover video (the unit's MP4) loads, hovering a cell plays it over
+the thumbnail, the class filter narrows the grid, the lightbox opens with its video playing, and no page logs a console error or a failed request. Screenshots
 go to test-artifacts/ at the repository root.
 
 By default the site is built from a synthetic store; set FEATVIS_SITE_STORE=/path/to/store to run the same
@@ -27,13 +27,22 @@ from bench.synthetic import SyntheticModel, make_store
 pytestmark = pytest.mark.slow
 from browsing import ARTIFACTS, FORCE_LOAD_ALL, Watched  # noqa: E402
 
+# every cell's hover video is served and is an MP4 (an ISO BMFF file: 'ftyp' box first)
 LOAD_ALL_ANIMS = """async () => {
   const cells = Array.from(document.querySelectorAll("a.fv-cell[data-anim]"));
-  const sizes = await Promise.all(cells.map(c => new Promise(r => {
-    const im = new Image(); im.onload = () => r(im.naturalWidth); im.onerror = () => r(0);
-    im.src = new URL(c.getAttribute("data-anim"), location.href).href;
-  })));
-  return {count: cells.length, broken: cells.filter((c, i) => !sizes[i]).map(c => c.getAttribute("data-anim"))};
+  const ok = await Promise.all(cells.map(c => fetch(new URL(c.getAttribute("data-anim"), location.href).href)
+    .then(r => r.ok ? r.arrayBuffer() : new ArrayBuffer(0))
+    .then(b => b.byteLength > 8 && new TextDecoder().decode(new Uint8Array(b, 4, 4)) === "ftyp", () => false)));
+  return {count: cells.length, broken: cells.filter((c, i) => !ok[i]).map(c => c.getAttribute("data-anim"))};
+}"""
+
+HOVER_VIDEO = """cell => {
+  const v = cell.querySelector("video"), img = cell.querySelector("img");
+  if (!v || v.paused || v.readyState < 2) return null;
+  const a = v.getBoundingClientRect(), b = img.getBoundingClientRect(), url = u => new URL(u, location.href).href;
+  return {src: v.currentSrc === url(cell.getAttribute("data-anim")), mp4: v.currentSrc.endsWith("/anim.mp4"),
+          poster: v.poster === url(img.getAttribute("src")), muted: v.muted, loop: v.loop, inline: v.playsInline,
+          box: [a.x - b.x, a.y - b.y, a.width - b.width, a.height - b.height].map(d => Math.abs(d) < 0.5)};
 }"""
 
 
@@ -96,10 +105,10 @@ def test_every_image_and_animation_loads(built: tuple[Atlas, BuildReport], base_
         images = page.page.evaluate(FORCE_LOAD_ALL)
         assert images["broken"] == [], f"{path}: broken images {images['broken'][:5]}"
         anims = page.page.evaluate(LOAD_ALL_ANIMS)
-        assert anims["broken"] == [], f"{path}: broken animations {anims['broken'][:5]}"
+        assert anims["broken"] == [], f"{path}: broken hover videos {anims['broken'][:5]}"
         seen += images["count"] + anims["count"]
     published = sum(u.published for u in atlas.units)
-    assert seen >= 2 * published  # every published unit's thumbnail and animation at least once
+    assert seen >= 2 * published  # every published unit's thumbnail and hover video at least once
 
 
 def test_layer_grid_shows_every_unit_and_hover_plays(built: tuple[Atlas, BuildReport], base_url: str,
@@ -112,13 +121,29 @@ def test_layer_grid_shows_every_unit_and_hover_plays(built: tuple[Atlas, BuildRe
     assert p.locator(".fv-grid .fv-cell").count() == len(layer.units)
     assert p.locator(".fv-grid .fv-pending").count() == len(layer.units) - len(layer.published)
     first = p.locator("a.fv-cell[data-anim]").first
-    thumb = first.locator("img").get_attribute("src")
+    img = first.locator("img")
+    thumb = img.get_attribute("src")
     first.hover()
-    p.wait_for_function("el => el.getAttribute('src').endsWith('anim.webp') && el.complete && el.naturalWidth > 0",
-                        arg=first.locator("img").element_handle(), timeout=5000)
+    playing = p.wait_for_function(HOVER_VIDEO, arg=first.element_handle(), timeout=10000).json_value()
+    box = playing.pop("box")
+    assert all(playing.values()), playing  # the cell's MP4, muted, looping, inline, the thumbnail as poster
+    assert all(box), f"the video does not cover the thumbnail's box exactly: {box}"
+    assert first.locator("video").count() == 1 and img.get_attribute("src") == thumb
     _shot(p, "layer")
     p.mouse.move(0, 0)
-    assert first.locator("img").get_attribute("src") == thumb
+    p.wait_for_function("cell => !cell.querySelector('video')", arg=first.element_handle(), timeout=5000)
+    assert img.get_attribute("src") == thumb and img.evaluate("el => el.complete && el.naturalWidth > 0")
+    # keyboard focus plays it too; a cell without data-anim (no MP4 published) gets no video
+    first.focus()
+    p.wait_for_function(HOVER_VIDEO, arg=first.element_handle(), timeout=10000)
+    p.evaluate("document.activeElement.blur()")
+    p.wait_for_function("cell => !cell.querySelector('video')", arg=first.element_handle(), timeout=5000)
+    bare = first.element_handle()  # (the locator would move on to the next cell with a data-anim)
+    bare.evaluate("cell => cell.removeAttribute('data-anim')")
+    bare.hover()
+    p.wait_for_timeout(300)
+    assert p.locator(".fv-grid video").count() == 0
+    p.mouse.move(0, 0)
     p.emulate_media(color_scheme="dark")
     p.reload()
     _shot(p, "layer-dark")

@@ -51,7 +51,7 @@ def test_published_media_are_the_verified_store_files_hard_linked(built: BuildRe
     for unit in atlas.units:
         folder = site / "media" / unit.path
         if unit.published:
-            for name in ("thumb.webp", "image.webp", "anim.webp", "anim.mp4", "unit.json", "diversity/1.webp"):
+            for name in ("thumb.webp", "image.webp", "anim.mp4", "unit.json", "diversity/1.webp"):
                 assert (folder / name).is_file(), (unit.unit, name)
             assert os.path.samefile(folder / "thumb.webp", store / unit.path / "thumb.webp")
         else:
@@ -68,7 +68,8 @@ def test_layer_grid_has_a_cell_per_unit_and_pending_placeholders(built: BuildRep
     assert html.count('class="fv-cell fv-pending"') == sum(not u.published for u in layer.units) >= 2
     assert 'data-state="corrupt"' in html and 'data-state="failed"' in html
     assert html.count('loading="lazy"') >= len(layer.published)
-    assert html.count("data-anim=") == len(layer.published)
+    # the hover preview is the unit's MP4
+    assert html.count("data-anim=") == len(layer.published) == len(re.findall(r'data-anim="[^"]*/anim\.mp4"', html))
 
 
 def test_logits_page_lists_class_names_filterable(built: BuildReport) -> None:
@@ -101,6 +102,7 @@ def test_unit_json_feeds_the_lightbox(built: BuildReport, store: Path) -> None:
     unit = next(u for u in read_store(store).units if u.published and u.kind == "logit")
     data = json.loads((built.site_dir / "media" / unit.path / "unit.json").read_text())
     assert data["name"] == unit.label and data["mp4"] == "anim.mp4" and data["image"] == "image.webp"
+    assert "anim" not in data
     assert 2 <= len(data["history"]) <= 96 and data["activation"]["best"] is not None
     assert {"self_top1", "lite1_top5"} <= set(data["scores"])
 
@@ -144,7 +146,18 @@ def test_budget_drops_optional_media_not_thumbnails(store: Path, tmp_path: Path)
     report = build_site(store, tmp_path / "small" / "site", budget=tight.budget)
     assert report.dropped == tight.dropped
     assert not list(report.site_dir.rglob("anim.mp4")) and list(report.site_dir.rglob("thumb.webp"))
+    assert "data-anim=" not in (report.site_dir / "models" / "toynet" / "block1" / "index.html").read_text()
     assert "Some media are left out" in (report.site_dir / "index.html").read_text()
+    assert check_site(report.site_dir) == []
+
+
+def test_an_older_store_with_anim_webp_builds_without_publishing_it(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "store", [SyntheticModel(legacy_anim=True, corrupt=0)])
+    assert list(store.rglob("anim.webp"))
+    report = build_site(store, tmp_path / "out" / "site")
+    assert report.published == sum(u.published for u in read_store(store).units) > 0
+    assert not list(report.site_dir.rglob("anim.webp"))
+    assert len(list(report.site_dir.rglob("anim.mp4"))) == report.published
     assert check_site(report.site_dir) == []
 
 

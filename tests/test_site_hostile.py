@@ -79,7 +79,7 @@ def test_no_payload_runs_in_a_browser(built: tuple[Path, BuildReport], browser: 
         for path in pages:
             page.goto(base + path, wait_until="load")
             visited += 1
-            for _ in range(3):  # hover and open a few units: hover animation and the lightbox render their data
+            for _ in range(3):  # hover and open a few units: the hover preview and the lightbox render their data
                 cells = page.locator("a.fv-cell")
                 if cells.count() <= cells_opened % 7:
                     break

@@ -43,11 +43,25 @@ def test_states_follow_manifest_and_checksums(store: Path) -> None:
     assert "checksum" in (corrupt.reason or "")
     for unit in units.values():
         if unit.published:
-            assert {"thumb", "image_web", "anim_webp", "mp4"} <= set(unit.files)
+            assert set(unit.files) == {"thumb", "image_web", "mp4"}  # the lossless image.png stays in the store
             assert len(unit.diversity) == 1
             assert unit.activation is not None and 2 <= len(unit.activation.history) <= HISTORY_POINTS
         else:
             assert not unit.files
+
+
+def test_an_older_store_with_anim_webp_still_verifies_and_the_file_is_ignored(tmp_path: Path) -> None:
+    """Stores written before the hover preview became the MP4 list an anim.webp (role anim_webp) per unit:
+    it is checked like every listed file, and never published."""
+    store = make_store(tmp_path / "store", [SyntheticModel(legacy_anim=True, corrupt=0)])
+    done = [u for u in _manifest(store)["units"] if u["state"] == "done"]
+    assert all("anim_webp" in json.loads((store / u["path"] / "meta.json").read_text())["files"] for u in done)
+    units = read_store(store).units
+    assert sum(u.published for u in units) == len(done)
+    assert all(set(u.files) == {"thumb", "image_web", "mp4"} for u in units if u.published)
+    (store / done[0]["path"] / "anim.webp").unlink()
+    [broken] = [u for u in read_store(store).units if u.path == done[0]["path"]]
+    assert broken.state == "corrupt" and broken.reason == "anim.webp is missing"
 
 
 def test_layers_in_model_order_with_logits_last_and_class_names(store: Path) -> None:

@@ -1,4 +1,4 @@
-/* featvis gallery: hover animations, the unit lightbox, and filter + pager for long grids.
+/* featvis gallery: hover previews, the unit lightbox, and filter + pager for long grids.
    Dependency-free. Everything is progressive: without this script a cell is a link to its full image. */
 (function () {
   "use strict";
@@ -30,15 +30,27 @@
   }
 
   /* ------------------------------------------------------------- hover / focus plays the optimisation */
+  // The cell's data-anim is the unit's MP4: a muted looping video laid over the thumbnail while pointed at
+  // or focused, then paused and removed (no decoder keeps running, the thumbnail shows again).
   function play(cell) {
-    var img = $("img", cell), anim = cell.getAttribute("data-anim");
-    if (!img || !anim) return;
-    if (!img.dataset.thumb) img.dataset.thumb = img.getAttribute("src");
-    img.setAttribute("src", anim);
+    var img = $("img", cell), src = cell.getAttribute("data-anim");
+    if (!img || !src || $("video.fv-hover", cell)) return;
+    var v = document.createElement("video");
+    v.className = "fv-hover";
+    v.muted = v.loop = v.autoplay = v.playsInline = true;
+    v.setAttribute("muted", "");
+    v.setAttribute("playsinline", "");
+    v.setAttribute("aria-hidden", "true");
+    v.poster = img.currentSrc || img.src;
+    v.src = src;
+    img.insertAdjacentElement("afterend", v);
+    var p = v.play();
+    if (p && p.catch) p.catch(function () { /* refused, or removed before it started: the thumbnail stays */ });
   }
-  function still(cell) {
-    var img = $("img", cell);
-    if (img && img.dataset.thumb) img.setAttribute("src", img.dataset.thumb);
+  function still(root) {
+    $$("video.fv-hover", root).forEach(function (v) {
+      v.pause(); v.removeAttribute("src"); v.load(); v.remove();
+    });
   }
   document.addEventListener("pointerover", function (e) {
     var c = cellOf(e.target);
@@ -66,7 +78,7 @@
       '<button type="button" data-act="close" aria-label="Close" title="Close (Esc)">✕</button></div></div>' +
       '<div class="fv-lb-body"><figure><img class="fv-lb-img" alt=""><figcaption>Final image</figcaption></figure>' +
       '<figure class="fv-lb-anim"><video class="fv-lb-video" autoplay loop muted playsinline controls preload="auto"></video>' +
-      '<img class="fv-lb-gif" alt="" hidden><figcaption>The optimisation, step by step</figcaption></figure>' +
+      '<figcaption>The optimisation, step by step</figcaption></figure>' +
       '<div class="fv-lb-info"><div class="fv-lb-chart"></div><div class="fv-lb-scores"></div></div></div>' +
       '<div class="fv-lb-div" hidden><span class="fv-dim">Diverse images</span><span class="fv-lb-divs"></span></div>' +
       '<div class="fv-lb-foot"><a class="fv-lb-open" target="_blank" rel="noopener">Open full-size image</a>' +
@@ -110,6 +122,7 @@
   }
 
   function open(cell) {
+    still(document);
     ensureBox();
     list = $$("a.fv-cell").filter(function (c) { return !c.closest("[hidden]"); });
     pos = list.indexOf(cell);
@@ -168,7 +181,7 @@
   function show(cell) {
     var my = ++token;
     var metaUrl = new URL(cell.getAttribute("data-meta"), location.href).href;
-    var img = $(".fv-lb-img", box), video = $(".fv-lb-video", box), gif = $(".fv-lb-gif", box);
+    var img = $(".fv-lb-img", box), video = $(".fv-lb-video", box), anim = $(".fv-lb-anim", box);
     $("#fv-lb-title", box).textContent = cell.getAttribute("title") || "";
     $(".fv-lb-sub", box).textContent = "";
     img.src = cell.href;
@@ -182,16 +195,14 @@
       var at = function (p) { return p ? new URL(p, metaUrl).href : null; };
       $("#fv-lb-title", box).textContent = rec.name;
       $(".fv-lb-sub", box).textContent = rec.unit + " · " + rec.model + " · job " + rec.job;
+      anim.hidden = !rec.mp4; // no video (none rendered, or left out by the size budget): no animation
       if (rec.mp4) {
-        video.hidden = false; gif.hidden = true;
         video.poster = at(rec.poster);
         video.src = at(rec.mp4);
         var p = video.play();
         if (p && p.catch) p.catch(function () { /* autoplay refused or interrupted: controls remain */ });
       } else {
-        video.pause(); video.removeAttribute("src"); video.hidden = true;
-        gif.hidden = !rec.anim;
-        if (rec.anim) { gif.src = at(rec.anim); gif.alt = "Optimisation of " + rec.name; }
+        video.pause(); video.removeAttribute("src"); video.load();
       }
       $(".fv-lb-chart", box).innerHTML = chart(rec.history || [], rec.activation);
       $(".fv-lb-scores", box).innerHTML = scores(rec);
