@@ -28,12 +28,26 @@ ROOT = Path(__file__).resolve().parent.parent
 GPUS = {"A100": 312e12, "H100": 989e12, "L4": 121e12}  # dense bf16 tensor-core peak, FLOP/s (vendor sheets)
 
 
-def unit_flops(model, unit, config) -> float:
-    """FLOPs of rendering one unit, counted on the real optimisation (all stages, crops, copies)."""
+def _counted(model, unit, config, steps: int) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
-        render(model, [unit], config.replace(precision="fp32", frames=1))
+        render(model, [unit], config.replace(precision="fp32", frames=1, steps=steps))
     return float(counter.get_total_flops())
+
+
+def unit_flops(model, unit, config, shrink: int = 1) -> float:
+    """FLOPs of rendering one unit, counted on the real optimisation (all stages, crops, copies). With
+    `shrink`, counted on runs of 1/shrink and 2/shrink of the steps and extrapolated along the line
+    through them (every stage and the crop phase keep their share of the steps; a render's fixed work,
+    such as scoring the start and final images, is counted once). A first short run fills the per-process
+    caches (the fused network copy and its agreement check), which a real run pays once per layer."""
+    _counted(model, unit, config, max(1, config.steps // 64))
+    if shrink <= 1:
+        return _counted(model, unit, config, config.steps)
+    short = config.steps // shrink
+    one, two = _counted(model, unit, config, short), _counted(model, unit, config, 2 * short)
+    per_step = (two - one) / short
+    return one + per_step * (config.steps - short)
 
 
 def measured_seconds(store: Path, model_dir: str) -> dict[str, list[float]]:
@@ -47,7 +61,7 @@ def measured_seconds(store: Path, model_dir: str) -> dict[str, list[float]]:
     return by_layer
 
 
-def job_cost(job: str, flows: Path, store: Path | None, utilisation: float) -> dict:
+def job_cost(job: str, flows: Path, store: Path | None, utilisation: float, shrink: int = 1) -> dict:
     spec = load_job(flows, job)
     model = load_model(spec.model, pretrained=False)
     plan = make_plan(job, spec, model)
@@ -58,7 +72,7 @@ def job_cost(job: str, flows: Path, store: Path | None, utilisation: float) -> d
     rows, total, measured_flops, measured_s = [], 0.0, 0.0, 0.0
     torch.manual_seed(0)
     for layer, units in layers.items():
-        flops = unit_flops(model, units[0], plan.config)
+        flops = unit_flops(model, units[0], plan.config, shrink)
         total += flops * len(units)
         row = {"layer": layer, "units": len(units), "gflop_per_unit": round(flops / 1e9, 1)}
         if layer in seconds:
@@ -84,10 +98,11 @@ def main() -> int:
     parser.add_argument("--store", type=Path, help="a store with a real run of the job (measured seconds)")
     parser.add_argument("--utilisation", type=float, default=0.3,
                         help="share of the GPU's bf16 peak assumed for small-batch conv fwd+bwd (estimate)")
+    parser.add_argument("--shrink", type=int, default=8, help="count on 1/N of the steps, scaled back (1: all)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "atlas_cost.json")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    results = [job_cost(job, args.flows, args.store, args.utilisation) for job in args.jobs]
+    results = [job_cost(job, args.flows, args.store, args.utilisation, args.shrink) for job in args.jobs]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     for r in results:
