@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from datetime import datetime
 from collections import defaultdict
 from pathlib import Path
 
 TILE = re.compile(r"Task run '(?P<layer>[^']+) tile \d+' - [^:]+: (?P<rendered>\d+) rendered, (?P<cached>\d+) cached, "
                   r"(?P<failed>\d+) failed(?:, \d+ stopped)? in (?P<total>[\d.]+) s \(render (?P<render>[\d.]+) s")
-DONE = re.compile(r": (?P<rendered>\d+) rendered, (?P<cached>\d+) cached, (?P<failed>\d+) failed in (?P<wall>[\d.]+) s")
+DONE = re.compile(r": (?P<rendered>\d+) rendered, (?P<cached>\d+) cached, (?P<failed>\d+) failed in (?P<wall>[\d.]+) s "
+                  r"\((?P<rate>[\d.]+) units/s\)")
 
 
 def units(store: Path, model: str) -> list[dict]:
@@ -89,14 +91,20 @@ def report(store: Path, model: str, logs: Path) -> dict:
         "store_bytes": folder_bytes(store),
     }
     if last is not None:
-        text = (logs / f"run-{last['run']:03d}.log").read_text(errors="replace")
-        mine = tiles([logs / f"run-{last['run']:03d}.log"])
+        log = logs / f"run-{last['run']:03d}.log"
+        text = log.read_text(errors="replace")
+        mine = tiles([log])
         match = DONE.search(text)
+        began = log.stat().st_mtime - last["wall_s"]  # the log's last write is the run's end
+        optimisation = sum(u["render_s"] for u in done if u["created"] and
+                           datetime.fromisoformat(u["created"]).timestamp() >= began)
         whole["last_run"] = {
             "wall_s": last["wall_s"], "rendered": int(match["rendered"]) if match else None,
             "flow_wall_s": float(match["wall"]) if match else None,
             "tile_tasks_s": round(sum(t["total_s"] for t in mine), 1),
             "render_and_scores_s": round(sum(t["render_s"] for t in mine), 1),
+            "units_rendered": sum(t["rendered"] for t in mine), "optimisation_s": round(optimisation, 1),
+            "overhead_share": round(1 - optimisation / last["wall_s"], 4) if last["wall_s"] else None,
             "peak_rss_gb": last.get("peak_rss_gb"), "peak_session_rss_gb": last.get("peak_session_rss_gb"),
         }
     return {"layers": by_layer, "whole": whole}
@@ -111,7 +119,10 @@ def main() -> int:
     args = parser.parse_args()
     result = report(args.store, args.model, args.logs)
     print(f"{'layer':<10} {'units':>5} {'tiles':>5} {'s/unit':>7} {'units/s':>7} {'overhead':>8}")
-    for layer, row in result["layers"].items():
+    def order(name: str) -> tuple:
+        return (name == "logits", [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)])
+
+    for layer, row in sorted(result["layers"].items(), key=lambda item: order(item[0])):
         share = row["overhead_share_in_tiles"]
         print(f"{layer:<10} {row['units']:>5} {row['tiles']:>5} {row['s_per_unit'] or 0:>7.3f} "
               f"{row['units_per_s'] or 0:>7.3f} {'' if share is None else f'{share:.1%}':>8}")
