@@ -7,7 +7,6 @@ plain data (`Tile`) and loads what it needs: the model on this worker's device, 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -120,8 +119,7 @@ def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -
 def writers() -> int:
     """Threads that write a tile's units: media encoding is CPU work the finished optimisation leaves idle
     cores for. One when a fault point is armed, so a planned kill lands at a reproducible unit."""
-    return 1 if faults.armed() else max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                               else os.cpu_count() or 1))
+    return 1 if faults.armed() else min(4, devices.cpu_threads(1))
 
 
 def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report: TileReport) -> None:
