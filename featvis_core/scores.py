@@ -51,6 +51,12 @@ class HardViews:
         return sizes
 
 
+GALLERY_VIEWS = HardViews(scales=(0.75, 1.25), crops=1)
+"""The gallery's per-unit view set, one view of each kind (the judge's size, the PNG's own, smaller and
+larger than the model saw it, a crop): scoring every logit of a full atlas costs half as much as on the
+full set, which benchmarks and `featvis render --scores` keep."""
+
+
 def _flip_turn_shift(images: torch.Tensor, u: torch.Tensor, views: HardViews) -> torch.Tensor:
     """Per image: a random horizontal flip, a turn of up to `rotate` degrees and a shift."""
     angle = (u[:, 0] * 2 - 1) * views.rotate * math.pi / 180
@@ -160,9 +166,10 @@ def seen_size(config) -> int:
 
 
 def unit_quality(images: torch.Tensor, classes: list[int | None], seen: int, model: Classifier,
-                 judge: Classifier | None = None, fast: bool = False) -> list[dict[str, float]]:
+                 judge: Classifier | None = None, views: HardViews = HardViews(),
+                 fast: bool = False) -> list[dict[str, float]]:
     """The scores a gallery shows per unit: colourfulness and contrast of every image and, for class logits
-    (`classes[i]` not None), top-1 on its own model and top-1/top-5 on `judge` over the hard views
+    (`classes[i]` not None), top-1 on its own model and top-1/top-5 on `judge` over the hard `views`
     (`fast`: see `hard_view_rates`)."""
     images = images.float()
     scores = [{"colourfulness": round(float(c), 2), "contrast": round(float(r), 4)}
@@ -170,8 +177,8 @@ def unit_quality(images: torch.Tensor, classes: list[int | None], seen: int, mod
     logits = [i for i, k in enumerate(classes) if k is not None]
     if logits:
         chosen, targets = images[logits], [classes[i] for i in logits]
-        own = hard_view_rates(model, chosen, targets, seen, fast=fast)
-        other = hard_view_rates(judge, chosen, targets, seen, fast=fast) if judge is not None else None
+        own = hard_view_rates(model, chosen, targets, seen, views, fast=fast)
+        other = hard_view_rates(judge, chosen, targets, seen, views, fast=fast) if judge is not None else None
         name = judge.name.split("_")[-1] if judge is not None else ""
         for row, i in enumerate(logits):
             scores[i]["self_top1"] = round(float(own["top1"][row]), 3)

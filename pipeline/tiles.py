@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from featvis_core import Classifier, RenderConfig, load_model, render
-from featvis_core.scores import seen_size, unit_quality
+from featvis_core.scores import GALLERY_VIEWS, seen_size, unit_quality
 from featvis_core.units import LOGITS, unit_from_spec
 
 from . import devices, faults, stopping
@@ -73,11 +73,11 @@ def render_splitting(model: Classifier, units, config: RenderConfig, report: Til
 
 
 def _scores(model: Classifier, results, config: RenderConfig, device) -> list[dict[str, float]]:
-    """Colourfulness and contrast of every image; recognition on hard views for class logits."""
+    """Colourfulness and contrast of every image; recognition on the gallery's hard views for class logits."""
     images = torch.stack([r.image for r in results])
     classes = [r.unit.index if r.unit.layer == LOGITS and r.error is None else None for r in results]
     judge = model_on(TRANSFER_MODEL, device) if any(k is not None for k in classes) else None
-    return unit_quality(images, classes, seen_size(config), model, judge, fast=True)
+    return unit_quality(images, classes, seen_size(config), model, judge, GALLERY_VIEWS, fast=True)
 
 
 def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -> TileReport:

@@ -47,3 +47,12 @@ def test_unit_quality_scores_every_image_and_judges_only_logits(lite0):
     assert set(channel) == {"colourfulness", "contrast"}
     assert {"colourfulness", "contrast", "self_top1", "lite0_top1", "lite0_top5"} == set(logit)
     assert all(0 <= logit[k] <= 1 for k in ("self_top1", "lite0_top1", "lite0_top5"))
+
+
+def test_the_gallery_view_set_keeps_one_view_of_each_kind():
+    """The in-run scores see the judge's size, the PNG's own, a smaller, a larger and a crop: five views."""
+    from featvis_core.scores import GALLERY_VIEWS
+
+    views = dict(view_batches(torch.rand(1, 3, 100, 100), seen=80, judge=64, views=GALLERY_VIEWS))
+    sizes = {kind: batch.shape[-1] for kind, batch in views.items()}
+    assert sizes == {"judge": 64, "native": 100, "x0.75": 60, "x1.25": 100, "crop0": 64}
