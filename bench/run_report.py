@@ -110,6 +110,11 @@ def report(store: Path, model: str, logs: Path) -> dict:
     return {"layers": by_layer, "whole": whole}
 
 
+def layer_order(name: str) -> tuple:
+    """blocks.2 before blocks.10, the logits last."""
+    return (name == "logits", [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", type=Path, required=True)
@@ -119,10 +124,7 @@ def main() -> int:
     args = parser.parse_args()
     result = report(args.store, args.model, args.logs)
     print(f"{'layer':<10} {'units':>5} {'tiles':>5} {'s/unit':>7} {'units/s':>7} {'overhead':>8}")
-    def order(name: str) -> tuple:
-        return (name == "logits", [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)])
-
-    for layer, row in sorted(result["layers"].items(), key=lambda item: order(item[0])):
+    for layer, row in sorted(result["layers"].items(), key=lambda item: layer_order(item[0])):
         share = row["overhead_share_in_tiles"]
         print(f"{layer:<10} {row['units']:>5} {row['tiles']:>5} {row['s_per_unit'] or 0:>7.3f} "
               f"{row['units_per_s'] or 0:>7.3f} {'' if share is None else f'{share:.1%}':>8}")

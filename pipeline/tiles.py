@@ -77,7 +77,7 @@ def _scores(model: Classifier, results, config: RenderConfig, device) -> list[di
     images = torch.stack([r.image for r in results])
     classes = [r.unit.index if r.unit.layer == LOGITS and r.error is None else None for r in results]
     judge = model_on(TRANSFER_MODEL, device) if any(k is not None for k in classes) else None
-    return unit_quality(images, classes, seen_size(config), model, judge, GALLERY_VIEWS, fast=True)
+    return unit_quality(images, classes, seen_size(config), model, judge, views=GALLERY_VIEWS, fast=True)
 
 
 def render_tile(tile: Tile, threads: int = 0, wait_for_others: float = 3600.0) -> TileReport:
