@@ -85,3 +85,104 @@ INJECTED = """() => ({
   elements: document.querySelectorAll('.pwned, script.pwned, [onerror], [onload]:not(body), [onclick]').length,
   javascript: Array.from(document.querySelectorAll('a[href]')).filter(a => /^\\s*javascript:/i.test(a.getAttribute('href'))).length,
 })"""
+
+
+# ------------------------------------------------------------------------------------ Markdown payloads
+# HTML-escaping leaves these alive when the page then goes through Markdown (issue 19, item 2.1): links and
+# images to javascript:, attr_list braces, autolinks, bare links, raw HTML and md_in_html inside Markdown.
+MD_PAYLOADS = [
+    "m [clickme](javascript:alert(11)) *em*{: onmouseover=alert(12) }",
+    "![img](javascript:alert(13)) ![x](x){: onerror=alert(14) }",
+    "[ref][r]\n\n[r]: javascript:alert(15)",
+    "**b**{: .pwned onclick=alert(16) } _i_{: onmouseover='alert(17)' }",
+    "<javascript:alert(18)> <http://example.invalid/?q=alert(19)> <mail@example.invalid>",
+    "www.example.invalid/alert(20) http://example.invalid/alert(21) javascript:alert(22)",
+    '<a class=pwned href="javascript:alert(23)">raw</a> <em onmouseover=alert(24)>raw</em>',
+    '<div markdown="1">[md](javascript:alert(25)) *x*{: onmouseover=alert(26) }</div>',
+    "\n\n# heading {: onclick=alert(27) }\n\n!!! note \"x\"\n    [a](javascript:alert(28))\n",
+    "| a | b |\n|---|---|\n| [t](javascript:alert(29)) | c |",
+    "`code` \\[esc\\](javascript:alert(30)) &#91;ent&#93;(javascript:alert(31))",
+    "??? note\n    [d](javascript:alert(32))\n\n- [l](javascript:alert(33))\n1. [o](javascript:alert(34))",
+]
+MD_MODEL = MD_PAYLOADS[0]
+
+
+def md_payload(i: int) -> str:
+    return MD_PAYLOADS[i % len(MD_PAYLOADS)]
+
+
+def _file(root: Path, relative: str, data: bytes) -> dict[str, Any]:
+    import hashlib
+
+    (root / relative).parent.mkdir(parents=True, exist_ok=True)
+    (root / relative).write_bytes(data)
+    return {"path": relative.rsplit("/", 1)[-1], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def markdown_store(root: Path, payload=md_payload) -> Path:
+    """A store with a Markdown payload in every string the gallery shows, on every page kind: the model name
+    (home, model, layer, logits, compare, explain), the card's layers, source and classes, the manifest's
+    preset, settings, labels, captions and errors, and the extras: an explain image (name, layer, top-5
+    labels) and an endless dive (label). `payload(i)` picks the i-th string (tests/hypothesis pass others)."""
+    from featvis_pipeline.storeformat import model_dir
+
+    store = make_store(root, [
+        SyntheticModel(name=payload(0), layers={"block1": 4, "block_2_": 4}, render={"block1": 3, "block_2_": 2},
+                       logits=4, other_kinds=True, failed=1, corrupt=0, pending_every=4, diversity=1, filters=False),
+        SyntheticModel(name=payload(1), layers={"stage2": 4}, render={"stage2": 2}, logits=[0, 2], diversity=1,
+                       filters=False, corrupt=0, failed=0, pending_every=0, video=False),
+    ])
+
+    def manifest(data: dict[str, Any]) -> None:
+        data["preset"] = payload(2)
+        data["updated"] = payload(3)
+        data["settings"] = {payload(i): payload(i + 1) for i in range(4)}
+        data["settings"]["steps"] = payload(5)
+        data["settings"]["nested"] = {"deep": {payload(6): [payload(7), 1e308, -0.0, None, True]}}
+        for i, unit in enumerate(data["units"]):
+            unit["label"] = payload(i + 8)
+            unit["caption"] = payload(i + 9)
+            if unit["state"] == "failed":
+                unit["error"] = payload(i + 10)
+
+    for path in (store / "manifests").glob("*.json"):
+        _edit(path, manifest)
+    for path in store.glob("*/model.json"):
+        def card(data: dict[str, Any]) -> None:
+            data["classes"] = [payload(i + 11) for i in range(len(data["classes"]))]
+            data["layers"] += [{"name": payload(i + 12)} for i in range(3)]
+            data["source"], data["weights"] = payload(13), payload(14)
+        _edit(path, card)
+
+    # extras of the first model: one explained image and one dive, every string a payload
+    from PIL import Image
+    import io
+
+    def webp(shade: int) -> bytes:
+        out = io.BytesIO()
+        Image.new("RGB", (32, 32), (shade, 40, 200 - shade)).save(out, format="WEBP")
+        return out.getvalue()
+
+    name = payload(0)
+    folder = model_dir(name)
+    ident = "0123456789abcdef"
+    explain = f"examples/explain/{folder}/{ident}@aaaaaaaaaaaa"
+    files: dict[str, Any] = {role: _file(store, f"{explain}/{role}.webp", webp(30 * i))
+                             for i, role in enumerate(("view", "saliency", "smoothgrad"))}
+    files["maps"] = [{**_file(store, f"{explain}/maps/c0001.webp", webp(90)), "path": "maps/c0001.webp"}]
+    (store / explain / "meta.json").write_text(json.dumps({
+        "status": "done", "image": ident, "name": payload(15), "layer": "block1", "files": files,
+        "top5": [{"class": i, "label": payload(16 + i), "p": 0.1} for i in range(5)],
+        "channels": [{"channel": 1, "mean": 2.5}]}))
+    zoom = f"zoom/{folder}/k0002@bbbbbbbbbbbb"
+    video = next(store.rglob("anim.mp4")).read_bytes()
+    zoom_files = {"mp4": _file(store, f"{zoom}/dive.mp4", video), "poster": _file(store, f"{zoom}/poster.webp", webp(7))}
+    (store / zoom / "meta.json").write_text(json.dumps({"status": "done", "index": 2, "label": payload(21),
+                                                         "files": zoom_files}))
+    (store / "examples/manifests").mkdir(parents=True, exist_ok=True)
+    (store / "examples/manifests/demo.json").write_text(json.dumps({
+        "schema": 1, "job": payload(22), "model": name,
+        "explain": {"layer": payload(23), "images": {ident: explain}},
+        "zoom": {"logits:2": zoom},
+    }))
+    return store
