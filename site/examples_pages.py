@@ -379,7 +379,7 @@ def _unit_link(page: str, model: Model, unit_id: str, plan: Any) -> dict[str, An
         return None
     layer, unit = found
     target = layout.page_url(layout.layer_page(model.name, layer))
-    return {"href": layout.rel(page, target) + f"#k={unit.key12}", "thumb": layout.rel(page, plan.assets(unit).thumb),
+    return {"href": layout.rel(page, target, f"k={unit.key12}"), "thumb": layout.rel(page, plan.assets(unit).thumb),
             "label": unit.label, "unit": unit.unit}
 
 

@@ -19,9 +19,11 @@ from typing import Any, Iterable
 
 from markupsafe import Markup
 
-#: everything Markdown or one of its extensions could read as syntax; letters, digits, space, `/`, `,`, `;`
-#: and `%` stay as they are (URLs the generator made, percent-encoded, keep their shape)
-_SYNTAX = "\\`*_{}[]()#+-.!<>|~:&\"'=^$@?\t\n\r"
+#: every character Markdown or one of its extensions reads as inline syntax (links, images, emphasis, code,
+#: attr_list, tables, autolinks, entities, raw HTML, pymdownx's tilde/caret/arithmatex), and the line breaks
+#: that would let a value start a block of its own. Block syntax (`#`, `-`, `+`, `1.`, `=`, `!!!`, `???`) acts
+#: only at the start of a line, which a value never is; URLs the generator made are layout.Url
+_SYNTAX = "\\`*_{}[]()#!<>|~:^$&\"'\t\n\r"
 _PAGE = {ord(c): f"&#{ord(c)};" for c in _SYNTAX}
 _PAGE.update({c: None for c in range(32) if chr(c) not in "\t\n\r"})
 _PAGE[0x7F] = None
@@ -29,8 +31,8 @@ _PAGE[0x7F] = None
 
 def inert(value: Any) -> Markup:
     """`value` as text for a Markdown page: no HTML, no Markdown, no control characters (see the module doc)."""
-    if isinstance(value, Markup):  # a macro's or filter's output, already made of inert values
-        return value
+    if hasattr(value, "__html__"):  # a macro's output (Markup), or a URL the generator made (layout.Url)
+        return Markup(value.__html__())
     return Markup(str(value).translate(_PAGE))
 
 
