@@ -435,14 +435,17 @@ def _media(got: ModelExtras, plan: Any) -> list[tuple[str, Path]]:
 
 
 def nav(items: list[Any], atlas: Atlas, extras: Extras) -> list[Any]:
-    """The Explain page under its model's tab."""
+    """The Explain page under its model's tab: the tab whose first entry is the model's overview page (its
+    title is the escaped name, which two names may share)."""
     for model in atlas.models:
         got = extras.of(model)
         if not got or not got.explained:
             continue
+        overview = layout.model_page(model.name)
         for item in items:
-            if isinstance(item, dict) and isinstance(item.get(model.name), list):
-                item[model.name].append({"Explain": explain_page(model)})
+            children = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+            if isinstance(children, list) and children[:1] == [overview]:
+                children.append({"Explain": explain_page(model)})
     return items
 
 

@@ -21,19 +21,25 @@ from markupsafe import Markup
 
 #: every character Markdown or one of its extensions reads as inline syntax (links, images, emphasis, code,
 #: attr_list, tables, autolinks, entities, raw HTML, pymdownx's tilde/caret/arithmatex), and the line breaks
-#: that would let a value start a block of its own. Block syntax (`#`, `-`, `+`, `1.`, `=`, `!!!`, `???`) acts
-#: only at the start of a line, which a value never is; URLs the generator made are layout.Url
+#: that would let a value start a block of its own; URLs the generator made are layout.Url
 _SYNTAX = "\\`*_{}[]()#!<>|~:^$&\"'\t\n\r"
 _PAGE = {ord(c): f"&#{ord(c)};" for c in _SYNTAX}
 _PAGE.update({c: None for c in range(32) if chr(c) not in "\t\n\r"})
 _PAGE[0x7F] = None
+#: block syntax acts at the start of a line (`-`, `+`, `=`, `1.`, `!!!`, `???`, an indent): the start of a
+#: value, in case a template puts one there
+_LEADING = re.compile(r"^(?:[ \-+=.?!]+|\d+[.)])")
+
+
+def _lead(match: re.Match[str]) -> str:
+    return "".join(c if c.isdigit() else f"&#{ord(c)};" for c in match.group())
 
 
 def inert(value: Any) -> Markup:
     """`value` as text for a Markdown page: no HTML, no Markdown, no control characters (see the module doc)."""
     if hasattr(value, "__html__"):  # a macro's output (Markup), or a URL the generator made (layout.Url)
         return Markup(value.__html__())
-    return Markup(str(value).translate(_PAGE))
+    return Markup(_LEADING.sub(_lead, str(value).translate(_PAGE), count=1))
 
 
 def finalize(value: Any) -> Any:

@@ -119,16 +119,18 @@ def _file(root: Path, relative: str, data: bytes) -> dict[str, Any]:
     return {"path": relative.rsplit("/", 1)[-1], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def markdown_store(root: Path, payload=md_payload) -> Path:
+def markdown_store(root: Path, payload=md_payload, *, video: bool = True, index=None) -> Path:
     """A store with a Markdown payload in every string the gallery shows, on every page kind: the model name
     (home, model, layer, logits, compare, explain), the card's layers, source and classes, the manifest's
     preset, settings, labels, captions and errors, and the extras: an explain image (name, layer, top-5
-    labels) and an endless dive (label). `payload(i)` picks the i-th string (tests/hypothesis pass others)."""
+    labels) and an endless dive (label). `payload(i)` picks the i-th string (tests/hypothesis pass others);
+    `index(i)`, when given, the i-th unit's index (hostile numbers); `video=False` is faster (no H.264)."""
     from featvis_pipeline.storeformat import model_dir
 
     store = make_store(root, [
         SyntheticModel(name=payload(0), layers={"block1": 4, "block_2_": 4}, render={"block1": 3, "block_2_": 2},
-                       logits=4, other_kinds=True, failed=1, corrupt=0, pending_every=4, diversity=1, filters=False),
+                       logits=4, other_kinds=True, failed=1, corrupt=0, pending_every=4, diversity=1, filters=False,
+                       video=video),
         SyntheticModel(name=payload(1), layers={"stage2": 4}, render={"stage2": 2}, logits=[0, 2], diversity=1,
                        filters=False, corrupt=0, failed=0, pending_every=0, video=False),
     ])
@@ -144,12 +146,14 @@ def markdown_store(root: Path, payload=md_payload) -> Path:
             unit["caption"] = payload(i + 9)
             if unit["state"] == "failed":
                 unit["error"] = payload(i + 10)
+            if index is not None:
+                unit["index"] = index(i)
 
     for path in (store / "manifests").glob("*.json"):
         _edit(path, manifest)
     for path in store.glob("*/model.json"):
         def card(data: dict[str, Any]) -> None:
-            data["classes"] = [payload(i + 11) for i in range(len(data["classes"]))]
+            data["classes"] = [payload(i + 11) for i in range(min(len(data["classes"]), 50))]
             data["layers"] += [{"name": payload(i + 12)} for i in range(3)]
             data["source"], data["weights"] = payload(13), payload(14)
         _edit(path, card)
@@ -175,7 +179,7 @@ def markdown_store(root: Path, payload=md_payload) -> Path:
         "top5": [{"class": i, "label": payload(16 + i), "p": 0.1} for i in range(5)],
         "channels": [{"channel": 1, "mean": 2.5}]}))
     zoom = f"zoom/{folder}/k0002@bbbbbbbbbbbb"
-    video = next(store.rglob("anim.mp4")).read_bytes()
+    video = next((p.read_bytes() for p in store.rglob("anim.mp4")), b"\x00\x00\x00\x18ftypmp42 not a real video")
     zoom_files = {"mp4": _file(store, f"{zoom}/dive.mp4", video), "poster": _file(store, f"{zoom}/poster.webp", webp(7))}
     (store / zoom / "meta.json").write_text(json.dumps({"status": "done", "index": 2, "label": payload(21),
                                                          "files": zoom_files}))

@@ -69,6 +69,7 @@ def squash(text: str) -> str:
 CONTEXTS = [
     "# Title {v} <small>{v}</small>\n",
     "Some text {v} and more.\n",
+    "{v}\n\n{v} at the start of a line\n",
     '!!! warning "Left out"\n\n    Leaves out: {v}.\n',
     "| a | b |\n|---|---|\n| {v} | x |\n",
     '<div class="x"><p>{v}</p></div>\n',
@@ -77,11 +78,17 @@ CONTEXTS = [
 ]
 
 
+_MARKDOWN: list[markdown.Markdown] = []
+
+
 def rendered(context: str, value: str) -> str:
-    return site_markdown().convert(context.format(v=inert(value)))
+    """`context` with `value` printed as a template prints it, through the site's Markdown."""
+    if not _MARKDOWN:
+        _MARKDOWN.append(site_markdown())
+    return _MARKDOWN[0].reset().convert(context.format(v=inert(value)))
 
 
-@pytest.mark.parametrize("context", CONTEXTS, ids=["heading", "paragraph", "admonition", "table", "html", "md_in_html",
+@pytest.mark.parametrize("context", CONTEXTS, ids=["heading", "paragraph", "line-start", "admonition", "table", "html", "md_in_html",
                                                    "details"])
 def test_a_value_is_its_own_text_in_every_markdown_context(context: str) -> None:
     benign = shown(rendered(context, "plain"))
