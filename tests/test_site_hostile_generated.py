@@ -254,3 +254,42 @@ def test_generated_http_requests_are_answered_safely(served: int, capfd: pytest.
     err = capfd.readouterr().err
     assert "Traceback" not in err and err == "", err
     COUNTS["HTTP requests"] += 1
+
+
+# ------------------------------------------------------------------------------- a sample, in the browser
+
+
+@pytest.mark.slow
+def test_a_sample_of_generated_payloads_runs_nothing_in_chromium(tmp_path: Path, browser: Any) -> None:
+    """One store whose strings are drawn from the same grammar (seeded), every page loaded in Chromium and every
+    element that shows a payload hovered and clicked: no dialog, no handler, no javascript: URL."""
+    import random
+
+    from featvis_site.build import build_site
+    from hostile import INJECTED
+    from test_site_markdown_xss import HOVER_CLICK
+
+    rng = random.Random(19)
+    drawn = ["".join(rng.choice(FRAGMENTS + MD_PAYLOADS + PAYLOADS) for _ in range(rng.randint(2, 8))) + f" alert({i})"
+             for i in range(40)]
+    store = markdown_store(tmp_path / "store", lambda i: drawn[i % len(drawn)], video=False)
+    site = build_site(store, tmp_path / "site").site_dir
+    paths = sorted({p.parent.relative_to(site).as_posix() for p in site.rglob("index.html")
+                    if "media" not in p.parts and "search" not in p.parts})
+    dialogs: list[str] = []
+    hits = 0
+    with serve_in_thread(site) as base:
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for path in paths:
+            page.goto(base + ("" if path == "." else path + "/"), wait_until="load")
+            result = page.evaluate(HOVER_CLICK)
+            assert result["handlers"] == [] and result["scripted"] == 0, (path, result)
+            assert page.evaluate(INJECTED) == {"pwned": 0, "elements": 0, "javascript": 0}, path
+            hits += result["hits"]
+        context.close()
+    assert dialogs == [] and len(paths) >= 10 and hits >= 40
+    COUNTS["(browser: pages)"] += len(paths)
+    COUNTS["(browser: elements hovered and clicked)"] += hits
+    COUNTS["(browser: drawn strings)"] += len(drawn)

@@ -167,15 +167,14 @@ def test_nothing_fires_in_chromium_on_any_page_kind(built: BuildReport, browser:
             url = base + path.parent.relative_to(site).as_posix().removeprefix(".") + "/"
             page.goto(url.replace("//", "/").replace(":/", "://"), wait_until="load")
             result = page.evaluate(HOVER_CLICK)
-            for locator in page.locator("article a, article summary, article small, article code").all()[:40]:
+            for locator in page.locator("article a, article summary, article small, article code").all()[:15]:
                 if locator.is_visible():
                     locator.hover(timeout=2000)
                     hovered += 1
-            page.goto(page.url, wait_until="load")  # a click may have toggled or scrolled: a fresh copy
             state = page.evaluate(INJECTED)
             assert result["handlers"] == [] and result["scripted"] == 0, (kind, result)
             assert state == {"pwned": 0, "elements": 0, "javascript": 0}, (kind, state)
             assert result["hits"] >= 1, kind  # the payloads are on the page, as text
         context.close()
     assert dialogs == [], dialogs
-    assert hovered >= 20
+    assert hovered >= 20  # real pointer hovers too (Playwright moves the mouse), beyond the dispatched events
