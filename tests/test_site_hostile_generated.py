@@ -23,6 +23,7 @@ import re
 import socket
 import subprocess
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,13 @@ from test_site_markdown_xss import CONTEXTS, rendered, shown, squash
 
 SCALE = float(os.environ.get("FEATVIS_SITE_HOSTILE_SCALE", "1"))
 COUNTS: Counter = Counter()
-PROPERTY = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow,
-                HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+PROPERTY = dict(database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                      HealthCheck.data_too_large])
+
+
+def bounded(seconds: float) -> timedelta:
+    """Each example's time limit: generous for two busy cores, but a hang fails (0 hangs is the property)."""
+    return timedelta(seconds=seconds)
 
 FRAGMENTS = [
     "[", "]", "](", "javascript:", "JaVaScRiPt:", "java\tscript:", "alert(1)", ")", "![", "{: ", "{:", "{ ", "}",
@@ -75,7 +81,7 @@ BENIGN = {context: shown(rendered(context, "plain")).tags for context in CONTEXT
 _DROPPED = dict.fromkeys([*range(9), 11, 12, *range(14, 32), 127])  # C0 controls (Markdown's placeholders)
 
 
-@settings(max_examples=int(400 * SCALE), **PROPERTY)
+@settings(max_examples=int(400 * SCALE), deadline=bounded(5), **PROPERTY)
 @given(value=payload_text)
 def test_a_generated_value_is_its_own_text_in_every_markdown_context(value: str) -> None:
     text = squash(value.translate(_DROPPED))
@@ -104,7 +110,7 @@ def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
-@settings(max_examples=max(2, int(6 * SCALE)), **PROPERTY)
+@settings(max_examples=max(2, int(6 * SCALE)), deadline=bounded(120), **PROPERTY)
 @given(strings=st.lists(payload_text, min_size=24, max_size=24), settings_=st.dictionaries(payload_text, nested, max_size=6),
        indices=st.lists(st.one_of(st.integers(-(2**63), 2**63), st.none()), min_size=1, max_size=8))
 def test_generated_stores_build_inert(tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
@@ -170,7 +176,7 @@ OPTION_LIKE = ["--upload-pack={cmd}", "--receive-pack={cmd}", "-u{cmd}", "--exec
                "a/./b", "/tmp", ".", ""]
 
 
-@settings(max_examples=int(150 * SCALE), **PROPERTY)
+@settings(max_examples=int(150 * SCALE), deadline=bounded(20), **PROPERTY)
 @given(remote=st.one_of(st.sampled_from(OPTION_LIKE), payload_text, st.sampled_from(OPTION_LIKE).flatmap(
            lambda o: payload_text.map(lambda t: o + t))),
        branch=st.one_of(st.sampled_from(OPTION_LIKE), payload_text, st.just("gh-pages")))
@@ -180,6 +186,10 @@ def test_generated_publish_arguments_run_nothing(repo: Path, tmp_path_factory: p
     cmd = f"touch {flag}"
     remote, branch = (x.replace("{cmd}", cmd).replace("{repo}", str(repo)) for x in (remote, branch))
     monkeypatch.chdir(repo)
+    # a drawn URL may name a host: no network transport is tried (a lookup could hang offline), no prompt
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    monkeypatch.setenv("GIT_SSH_COMMAND", "false")
     before = _git("for-each-ref", cwd=repo), _git("--git-dir", str(repo.parent / "github.git"), "for-each-ref")
     try:
         if "\x00" in remote or "\x00" in branch:
@@ -221,7 +231,7 @@ HEADERS = [b"Host: x", b"Range: bytes=0-1", b"Range: bytes=-1", b"If-Modified-Si
            b"Expect: 100-continue", b"Connection: keep-alive"]
 
 
-@settings(max_examples=int(300 * SCALE), **PROPERTY)
+@settings(max_examples=int(300 * SCALE), deadline=bounded(15), **PROPERTY)
 @given(method=st.sampled_from(METHODS), parts=st.lists(st.one_of(st.sampled_from(PATH_PARTS), st.text(max_size=5)),
                                                       max_size=10),
        version=st.sampled_from(VERSIONS), headers=st.lists(st.sampled_from(HEADERS), max_size=3),
