@@ -119,12 +119,14 @@ def _file(root: Path, relative: str, data: bytes) -> dict[str, Any]:
     return {"path": relative.rsplit("/", 1)[-1], "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def markdown_store(root: Path, payload=md_payload, *, video: bool = True, index=None) -> Path:
+def markdown_store(root: Path, payload=md_payload, *, video: bool = True, index=None, number=None) -> Path:
     """A store with a Markdown payload in every string the gallery shows, on every page kind: the model name
     (home, model, layer, logits, compare, explain), the card's layers, source and classes, the manifest's
     preset, settings, labels, captions and errors, and the extras: an explain image (name, layer, top-5
     labels) and an endless dive (label). `payload(i)` picks the i-th string (tests/hypothesis pass others);
-    `index(i)`, when given, the i-th unit's index (hostile numbers); `video=False` is faster (no H.264)."""
+    `index(i)`, when given, the i-th unit's index, and `number(i)` the i-th number of meta.json scores,
+    timings and activations and of the extras (scores, weights, means): hostile numbers (NaN, infinities,
+    huge values); `video=False` is faster (no H.264)."""
     from featvis_pipeline.storeformat import model_dir
 
     store = make_store(root, [
@@ -151,6 +153,15 @@ def markdown_store(root: Path, payload=md_payload, *, video: bool = True, index=
 
     for path in (store / "manifests").glob("*.json"):
         _edit(path, manifest)
+    if number is not None:
+        for n, path in enumerate(sorted(store.rglob("meta.json"))):
+            def meta(data: dict[str, Any], n=n) -> None:
+                data["scores"] = {"activation": number(n), payload(n + 30): number(n + 1)}
+                data["timings"] = {"render_s": number(n + 2), "steps": number(n + 3), "device": payload(n + 31)}
+                data["activation"] = {"start": number(n + 4), "final": number(n + 5), "best": number(n + 6),
+                                      "history": [number(n + k) for k in range(7, 12)]}
+            _edit(path, meta)
+    number = number or (lambda i: float(i))
     for path in store.glob("*/model.json"):
         def card(data: dict[str, Any]) -> None:
             data["classes"] = [payload(i + 11) for i in range(min(len(data["classes"]), 50))]
@@ -177,16 +188,31 @@ def markdown_store(root: Path, payload=md_payload, *, video: bool = True, index=
     (store / explain / "meta.json").write_text(json.dumps({
         "status": "done", "image": ident, "name": payload(15), "layer": "block1", "files": files,
         "top5": [{"class": i, "label": payload(16 + i), "p": 0.1} for i in range(5)],
-        "channels": [{"channel": 1, "mean": 2.5}]}))
+        "channels": [{"channel": 1, "mean": number(40)}]}))
     zoom = f"zoom/{folder}/k0002@bbbbbbbbbbbb"
     video = next((p.read_bytes() for p in store.rglob("anim.mp4")), b"\x00\x00\x00\x18ftypmp42 not a real video")
     zoom_files = {"mp4": _file(store, f"{zoom}/dive.mp4", video), "poster": _file(store, f"{zoom}/poster.webp", webp(7))}
     (store / zoom / "meta.json").write_text(json.dumps({"status": "done", "index": 2, "label": payload(21),
                                                          "files": zoom_files}))
+    # a real example image of the first unit, and circuit links between the two rendered layers
+    thumb = f"examples/images/{ident}/v0000.webp"
+    recorded = _file(store, thumb, webp(120))
+    manifests = [json.loads(p.read_text()) for p in (store / "manifests").glob("*.json")]
+    units = next(m["units"] for m in manifests if m["model"] == name)
+    circuit = f"circuits/{folder}/block_2_@00000000000000aa.json"
+    (store / circuit).parent.mkdir(parents=True, exist_ok=True)
+    (store / circuit).write_text(json.dumps({"layer": "block_2_", "previous": "block1",
+                                             "upstream": {"0": [[1, number(41)], [2, number(42)]]},
+                                             "downstream": {"1": [[0, number(43)]]}}))
     (store / "examples/manifests").mkdir(parents=True, exist_ok=True)
     (store / "examples/manifests/demo.json").write_text(json.dumps({
         "schema": 1, "job": payload(22), "model": name,
+        "examples": {"crop_key": "abcdef12", "count": 1, "folder": payload(25),
+                     "images": [{"id": ident, "name": payload(24)}],
+                     "units": {units[0]["unit"]: {"top": [[number(44), ident, 0]], "bottom": [[number(45), ident, 0]]}},
+                     "thumbs": {thumb: {"sha256": recorded["sha256"], "bytes": recorded["bytes"]}}},
         "explain": {"layer": payload(23), "images": {ident: explain}},
+        "circuits": {"block_2_": circuit},
         "zoom": {"logits:2": zoom},
     }))
     return store

@@ -18,6 +18,7 @@ How many of each were checked is printed (pytest -s) and written to <basetemp>/s
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -112,16 +113,20 @@ def _files(folder: Path) -> set[str]:
 
 @settings(max_examples=max(2, int(6 * SCALE)), deadline=bounded(120), **PROPERTY)
 @given(strings=st.lists(payload_text, min_size=24, max_size=24), settings_=st.dictionaries(payload_text, nested, max_size=6),
-       indices=st.lists(st.one_of(st.integers(-(2**63), 2**63), st.none()), min_size=1, max_size=8))
+       indices=st.lists(st.one_of(st.integers(-(2**63), 2**63), st.none()), min_size=1, max_size=8),
+       floats=st.lists(st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -0.0, 5e-324]),
+                                 st.floats(allow_nan=True, allow_infinity=True)), min_size=1, max_size=16))
 def test_generated_stores_build_inert(tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
-                                      strings: list[str], settings_: dict[str, Any], indices: list[int | None]) -> None:
+                                      strings: list[str], settings_: dict[str, Any], indices: list[int | None],
+                                      floats: list[float]) -> None:
     root = tmp_path_factory.mktemp("generated-store")
     names = [s if s.strip() else f"m{i}" for i, s in enumerate(strings[:2])]
     if names[0] == names[1]:
         names[1] += "-2"
     pick = lambda i: names[i] if i < 2 else strings[i % len(strings)]  # noqa: E731
     try:
-        store = markdown_store(root / "store", pick, video=False, index=lambda i: indices[i % len(indices)])
+        store = markdown_store(root / "store", pick, video=False, index=lambda i: indices[i % len(indices)],
+                               number=lambda i: floats[i % len(floats)])
     except ValueError:  # a model name the store format refuses (over 256 characters): not a store to build
         COUNTS["(stores the synthetic writer refused)"] += 1
         return
@@ -142,6 +147,9 @@ def test_generated_stores_build_inert(tmp_path_factory: pytest.TempPathFactory, 
         html = page.read_text(encoding="utf-8")
         assert injected(html) == [], (page, injected(html)[:3])
         assert not re.search(r"""(?:href|src)\s*=\s*["']?\s*javascript:""", html, re.I), page
+    for record in site.rglob("unit.json"):  # JSON the browser can parse: no NaN, no Infinity
+        json.loads(record.read_text(encoding="utf-8"), parse_constant=lambda name: pytest.fail(f"{record}: {name}"))
+        COUNTS["(unit.json checked)"] += 1
     assert len(pages) >= 11  # every page kind: home, compare, 404, 2 models, 3 layers, 2 logits (1 with dives), explain
     assert any(p.name == "index.html" and p.parent.name == "explain" for p in pages)
     COUNTS["stores built"] += 1
