@@ -290,24 +290,35 @@ def test_a_sample_of_generated_payloads_runs_nothing_in_chromium(tmp_path: Path,
     rng = random.Random(19)
     drawn = ["".join(rng.choice(FRAGMENTS + MD_PAYLOADS + PAYLOADS) for _ in range(rng.randint(2, 8))) + f" alert({i})"
              for i in range(40)]
-    store = markdown_store(tmp_path / "store", lambda i: drawn[i % len(drawn)], video=False)
+    odd = [math.nan, math.inf, 1e308, -1e308, 5e-324, 0.5, -math.inf]
+    store = markdown_store(tmp_path / "store", lambda i: drawn[i % len(drawn)], video=False,
+                           number=lambda i: odd[i % len(odd)])
     site = build_site(store, tmp_path / "site").site_dir
     paths = sorted({p.parent.relative_to(site).as_posix() for p in site.rglob("index.html")
                     if "media" not in p.parts and "search" not in p.parts})
     dialogs: list[str] = []
-    hits = 0
+    errors: list[str] = []
+    hits = lightboxes = 0
     with serve_in_thread(site) as base:
         context = browser.new_context(viewport={"width": 1360, "height": 900})
         page = context.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: errors.append(str(e)))
         for path in paths:
             page.goto(base + ("" if path == "." else path + "/"), wait_until="load")
             result = page.evaluate(HOVER_CLICK)
             assert result["handlers"] == [] and result["scripted"] == 0, (path, result)
+            for cell in page.locator("a.fv-cell").all()[:2]:  # the lightbox draws a unit's hostile numbers
+                cell.click()
+                page.wait_for_selector("dialog.fv-lightbox[open]", timeout=5000)
+                page.wait_for_function("document.querySelector('.fv-lb-scores').innerHTML !== ''", timeout=5000)
+                page.keyboard.press("Escape")
+                lightboxes += 1
             assert page.evaluate(INJECTED) == {"pwned": 0, "elements": 0, "javascript": 0}, path
             hits += result["hits"]
         context.close()
-    assert dialogs == [] and len(paths) >= 10 and hits >= 40
+    assert dialogs == [] and errors == [] and len(paths) >= 10 and hits >= 40 and lightboxes >= 6, errors
     COUNTS["(browser: pages)"] += len(paths)
     COUNTS["(browser: elements hovered and clicked)"] += hits
     COUNTS["(browser: drawn strings)"] += len(drawn)
+    COUNTS["(browser: lightboxes)"] += lightboxes
