@@ -3,10 +3,11 @@
 A page template's output is read twice: by Python-Markdown (and its extensions: attr_list, md_in_html, tables,
 admonition, details, toc) and then by the browser. HTML-escaping alone leaves Markdown's own syntax alive:
 ``[x](javascript:...)`` becomes a link, ``{: onmouseover=... }`` an attribute. So every value a template prints
-is HTML-escaped AND has every ASCII punctuation character that any Markdown syntax starts with written as a
-numeric character reference (``[`` -> ``&#91;``): Markdown sees no syntax at all, the browser shows the
-same characters. Newlines and tabs become references too, so a value never starts a Markdown block of its own,
-and C0 controls (Markdown keeps its placeholders in \\x02..\\x03) are dropped.
+is HTML-escaped AND has each character of Markdown's inline syntax written as a numeric character reference
+(``[`` -> ``&#91;``), and so has its leading block syntax (``- ``, ``1.``, an indent): Markdown sees no syntax
+at all, the browser shows the same characters. Newlines and tabs become references too, so a value never
+starts a Markdown block of its own, and C0 controls (Markdown keeps its placeholders in \\x02..\\x03) are
+dropped. URLs the generator made (layout.Url, percent-encoded) are printed as they are.
 
 A terminal reads control characters as commands (ESC sequences, BEL, CR overwriting a line, bidi overrides
 that reorder what is shown): `printable` writes them as visible escapes.
