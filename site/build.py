@@ -20,7 +20,7 @@ import yaml
 
 from featvis_site import examples_pages, hooks, pages
 from featvis_site.atlas import Atlas
-from featvis_site.data import unit_record
+from featvis_site.data import finite, unit_record
 from featvis_site.errors import BuildFailed, SiteError
 from featvis_site import layout
 from featvis_site.layout import ASSETS
@@ -116,7 +116,7 @@ def write_docs(atlas: Atlas, plan: MediaPlan, docs: Path, unitdata: Path,
             target = _inside(unitdata, assets.meta)
             target.parent.mkdir(parents=True, exist_ok=True)
             record = {**unit_record(model, unit, assets), **examples_pages.unit_extras(model, unit, assets, plan, extras)}
-            target.write_text(json.dumps(record, separators=(",", ":")), encoding="utf-8")
+            target.write_text(json.dumps(finite(record), separators=(",", ":"), allow_nan=False), encoding="utf-8")
             plan.links[assets.meta] = target
     return len(written)
 

@@ -18,6 +18,7 @@ from typing import NoReturn
 from featvis_site.build import DEFAULT_OUT, DEFAULT_STORE, build_site
 from featvis_site.errors import BuildFailed, SiteError
 from featvis_site.media import DEFAULT_BUDGET
+from featvis_site.text import printable
 
 PROG = "featvis site"
 _handler: logging.Handler | None = None
@@ -34,12 +35,23 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="show MkDocs' progress messages")
 
 
+def say(message: object, *, err: bool = False) -> None:
+    """Print a line that may carry input (file names, jobs, unit names): control characters escaped."""
+    print(printable(message), file=sys.stderr if err else sys.stdout, flush=True)
+
+
+class _Printable(logging.Formatter):
+    """MkDocs' and our log lines, with the control characters of any input in them escaped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), newlines=True)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        line = "".join(ch if ch.isprintable() else "?" for ch in message)
-        self.exit(2, f"{self.prog}: error: {line} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remote", default="origin", help="git remote name or URL (default: origin)")
     p.add_argument("--branch", default="gh-pages", help="branch to publish to (default: gh-pages)")
     p.add_argument("--message", default=None, help="commit message of the published site")
-    p.add_argument("--force", action="store_true", help="force-push, replacing the branch's history")
+    p.add_argument("--history", action="store_true",
+                   help="commit on top of the branch's history (default: the branch holds one commit, force-pushed)")
+    p.add_argument("--force", action="store_true", help="with --history: force-push from the local branch")
     return parser
 
 
@@ -70,7 +84,7 @@ def _setup_logging(verbose: bool) -> None:
         if _handler is not None:
             logger.removeHandler(_handler)
     _handler = logging.StreamHandler(sys.stderr)
-    _handler.setFormatter(logging.Formatter("%(levelname)-8s%(message)s"))
+    _handler.setFormatter(_Printable("%(levelname)-8s%(message)s"))
     for name in ("mkdocs", "featvis_site"):
         logger = logging.getLogger(name)
         logger.addHandler(_handler)
@@ -91,8 +105,8 @@ def _build(args: argparse.Namespace, strict: bool = True) -> "object":
     report = build_site(args.store, args.out, work=args.work, strict=strict, site_url=args.site_url,
                         budget=int(args.budget_mb * 1e6))
     for warning in report.warnings:
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
-    print(report.summary())
+        say(f"{PROG}: warning: {warning}", err=True)
+    say(report.summary())
     return report
 
 
@@ -112,12 +126,13 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise SiteError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from None
     elif args.command == "publish":
-        from featvis_site.publish import publish
+        from featvis_site.publish import publish, reach
 
+        target = reach(args.remote, args.branch)  # before the build: nothing is built or committed for a bad target
         report = _build(args)
-        publish(report.config_file, remote=args.remote, branch=args.branch, message=args.message,  # type: ignore[attr-defined]
+        publish(report.site_dir, target, message=args.message, history=args.history,  # type: ignore[attr-defined]
                 force=args.force)
-        print(f"published {args.out} to {args.remote} {args.branch}")
+        say(f"published {args.out} to {args.remote} {args.branch}")
     return 0
 
 
@@ -132,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except SiteError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        say(f"{PROG}: error: {exc}", err=True)
         return 2
     except BuildFailed as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        say(f"{PROG}: {exc}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130

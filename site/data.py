@@ -6,6 +6,7 @@ and costs one tiny request when a unit is opened. URLs inside are relative to th
 
 from __future__ import annotations
 
+import math
 import posixpath
 from typing import Any
 
@@ -15,6 +16,18 @@ from featvis_site.media import UnitAssets
 
 def _local(path: str | None, folder: str) -> str | None:
     return posixpath.relpath(path, folder) if path else None
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN and infinity (a store's meta.json may hold them) as None: JSON has neither, and
+    the browser's JSON.parse refuses the whole file over one."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
 
 
 def unit_record(model: Model, unit: Unit, assets: UnitAssets) -> dict[str, Any]:

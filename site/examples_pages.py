@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from featvis_site import layout
 from featvis_site.atlas import Atlas, Model, Unit
-from featvis_pipeline.storeformat import sha256_file
+from featvis_pipeline.storeformat import StoreFormatError, contained, read_capped, sha256_file
+from featvis_site.text import finalize, join
 
 MANIFESTS = "examples/manifests"
 THUMB_PATH = re.compile(r"examples/images/[0-9a-f]{16}/(v0000|[0-9a-f]{8}-v\d{4})\.webp")
@@ -33,13 +34,21 @@ ZOOM_PATH = re.compile(r"zoom/[A-Za-z0-9_.-]+/k\d{4}@[0-9a-f]{12}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
 MAX_JSON = 64_000_000  # bytes: a manifest beyond this is not read
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, finalize=finalize,
                           undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_env.filters["join"] = join
 
 
-def _inside(child: Path, parent: Path) -> bool:
-    """Does `child` resolve (links followed) to a path inside `parent`?"""
-    return child.resolve().is_relative_to(parent.resolve())
+def _contained(root: Path, relative: str) -> Path:
+    """`root/relative`, refused (ValueError) when it leaves `root` or goes through a symbolic link on the way
+    (the store format's own rule: a store's links are never followed, extras included)."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"{relative!r} is not a path inside the store")
+    try:
+        return contained(root, relative)
+    except StoreFormatError:
+        raise ValueError(f"{relative} goes through a symbolic link or leaves the store") from None
 
 
 class _Strict(BaseModel):
@@ -158,18 +167,23 @@ class Extras:
 
 
 def _json(path: Path) -> Any:
-    if not path.is_file() or path.stat().st_size > MAX_JSON:
-        raise ValueError("missing or too large")
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A JSON file of the store: a regular file (never a link, a FIFO or a device), at most MAX_JSON bytes."""
+    try:
+        data = read_capped(path, MAX_JSON)
+    except FileNotFoundError:
+        raise ValueError("missing") from None
+    except OSError as error:
+        raise ValueError(f"unreadable ({error.strerror})") from None
+    return json.loads(data.decode("utf-8"))
 
 
 def _checked(root: Path, relative: str, pattern: re.Pattern | None, expected: dict[str, Any] | None) -> Path:
     """A store file after its checks: layout pattern, containment, size and sha256 when recorded."""
     if pattern is not None and not pattern.fullmatch(relative):
         raise ValueError(f"{relative!r} is not where the store layout puts it")
-    path = root / relative
-    if not _inside(path, root) or not path.is_file():
-        raise ValueError(f"{relative} is missing or outside the store")
+    path = _contained(root, relative)
+    if not path.is_file():
+        raise ValueError(f"{relative} is missing or not a regular file")
     if expected is not None:
         if not isinstance(expected.get("bytes"), int) or path.stat().st_size != expected["bytes"]:
             raise ValueError(f"{relative} has the wrong size")
@@ -191,8 +205,7 @@ def _unit_files(root: Path, folder: str, pattern: re.Pattern) -> tuple[dict[str,
             if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
                 raise ValueError(f"{folder}: bad file entry {role!r}")
             relative = f"{folder}/{entry['path']}"
-            if not _inside(root / relative, root / folder):
-                raise ValueError(f"{folder}: {role} escapes its folder")
+            _contained(root / folder, entry["path"])  # never outside its own folder, never through a link
             verified[relative] = _checked(root, relative, None, entry)
             roles[role if not isinstance(value, list) else entry["path"]] = relative
     return meta, roles, verified
@@ -201,7 +214,11 @@ def _unit_files(root: Path, folder: str, pattern: re.Pattern) -> tuple[dict[str,
 def read_extras(atlas: Atlas) -> Extras:
     """Every extras manifest of the store, checked; what fails is left out with a warning."""
     root, extras = atlas.root, Extras()
-    folder = root / MANIFESTS
+    try:
+        folder = _contained(root, MANIFESTS)
+    except ValueError as error:
+        extras.warnings.append(f"{MANIFESTS}: left out ({error})")
+        return extras
     paths = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".")) if folder.is_dir() else []
     models = {m.name: m for m in atlas.models}
     for path in paths:
@@ -362,7 +379,7 @@ def _unit_link(page: str, model: Model, unit_id: str, plan: Any) -> dict[str, An
         return None
     layer, unit = found
     target = layout.page_url(layout.layer_page(model.name, layer))
-    return {"href": layout.rel(page, target) + f"#k={unit.key12}", "thumb": layout.rel(page, plan.assets(unit).thumb),
+    return {"href": layout.rel(page, target, f"k={unit.key12}"), "thumb": layout.rel(page, plan.assets(unit).thumb),
             "label": unit.label, "unit": unit.unit}
 
 
@@ -418,14 +435,17 @@ def _media(got: ModelExtras, plan: Any) -> list[tuple[str, Path]]:
 
 
 def nav(items: list[Any], atlas: Atlas, extras: Extras) -> list[Any]:
-    """The Explain page under its model's tab."""
+    """The Explain page under its model's tab: the tab whose first entry is the model's overview page (its
+    title is the escaped name, which two names may share)."""
     for model in atlas.models:
         got = extras.of(model)
         if not got or not got.explained:
             continue
+        overview = layout.model_page(model.name)
         for item in items:
-            if isinstance(item, dict) and isinstance(item.get(model.name), list):
-                item[model.name].append({"Explain": explain_page(model)})
+            children = next(iter(item.values())) if isinstance(item, dict) and len(item) == 1 else None
+            if isinstance(children, list) and children[:1] == [overview]:
+                children.append({"Explain": explain_page(model)})
     return items
 
 

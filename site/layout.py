@@ -68,11 +68,27 @@ def page_url(md_path: str) -> str:
     return page_dir(md_path)
 
 
-def rel(from_md: str, target: str) -> str:
-    """Relative, percent-encoded URL from a page to a site path (a file, or a directory ending in '/')."""
+class Url(str):
+    """A relative URL this generator made (`rel`): percent-encoded, so made of characters that are inert in
+    HTML and in Markdown alike; page templates print it as it is (`__html__`), where any other text has its
+    Markdown punctuation encoded (text.inert). Anything else in it is escaped after all."""
+
+    _SAFE = re.compile(r"[A-Za-z0-9/@._~%#=-]*")
+
+    def __html__(self) -> str:
+        if self._SAFE.fullmatch(self):
+            return str(self)
+        from featvis_site.text import inert
+
+        return str(inert(str(self)))
+
+
+def rel(from_md: str, target: str, fragment: str = "") -> Url:
+    """Relative, percent-encoded URL from a page to a site path (a file, or a directory ending in '/'), with
+    an optional `#fragment` (percent-encoded too)."""
     start = page_dir(from_md).rstrip("/") or "."
     is_dir = target.endswith("/") or target == ""
     path = posixpath.relpath(target.rstrip("/") or ".", start)
     if is_dir:
         path = "./" if path == "." else path + "/"
-    return quote(path, safe="/@-._~")
+    return Url(quote(path, safe="/@-._~") + (f"#{quote(fragment, safe='=@-._~')}" if fragment else ""))

@@ -6,9 +6,11 @@ of pages would be slow and large); unit details come from per-unit JSON in the l
 the comparison are excluded from the search index (thousands of thumbnails, not text); the class-logit
 pages stay in it so a class can be found by name. Grid pages hide the TOC for width.
 
-Every page is a Jinja2 template (templates/) rendered with autoescaping: names, labels, keys and settings
-come from a store or a user's model, so none of them is ever pasted into HTML by hand. Titles and nav
-entries, which Material's own templates print unescaped, are escaped here (`title`).
+Every page is a Jinja2 template (templates/) rendered with autoescaping, and every value it prints goes
+through `text.inert` (its `finalize`): names, labels, keys and settings come from a store or a user's model,
+and the page is read by Markdown before the browser, so a value must be inert for both (text.py says how).
+Titles and nav entries, which Material's own templates print unescaped and Markdown never reads, are
+HTML-escaped here (`title`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from typing import Any, Iterable
 
 import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
 
 from featvis_site import layout
+from featvis_site.text import finalize, join
 from featvis_site.atlas import Atlas, Job, Layer, Model, Unit
 from featvis_site.cells import cell, strip
 from featvis_site.media import MediaPlan
@@ -39,26 +41,13 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 _CONTROL = dict.fromkeys(c for c in range(32) if c not in (9, 10))  # Markdown keeps its placeholders in \x02..\x03
 
 
-def _finalize(value: Any) -> Any:
-    """Every printed value loses its control characters (a store's text must not speak Markdown's own codes)."""
-    if isinstance(value, str) and not isinstance(value, Markup):  # Markup: a macro's output, already finalized
-        return value.translate(_CONTROL)
-    return value
-
-
-def md(text: Any) -> Markup:
-    """Text safe inside a Markdown heading: Markdown punctuation backslash-escaped, then HTML-escaped."""
-    text = str(text).translate(_CONTROL)
-    return Markup(escape("".join("\\" + c if c in "\\`*_{}[]()#+!<>|" else c for c in text), quote=True))
-
-
 def _n(x: int) -> str:
     return f"{x:,}"
 
 
-ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, finalize=_finalize,
-                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-ENV.filters.update(md=md, n=_n)
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+                  finalize=finalize, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+ENV.filters.update(n=_n, join=join)
 
 
 def title(text: str) -> str:

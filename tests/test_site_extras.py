@@ -8,8 +8,10 @@ escape every string and leave the rest out with a warning.
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ from PIL import Image
 from featvis_site.build import build_site
 from featvis_site.store_reader import read_store
 from bench.synthetic import SyntheticModel, make_store
+from test_site_hostile import injected
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 ID = "0123456789abcdef"
@@ -94,8 +97,8 @@ def test_extras_are_shown_escaped_and_checked(tmp_path):
     assert up[1]["weight"] == -0.5 and "#k=" in up[0]["href"]
     assert _record(site, units["block1:1"])["circuits"]["downstream"][0]["unit"] == "block2:0"
     page = (site / "models/toynet/explain/index.html").read_text()
-    assert "<script>alert" not in page and "onerror=alert" not in page.replace("onerror=alert(1)&gt;", "")
-    assert "&lt;script&gt;" in page
+    assert "<script>alert" not in page and injected(page) == []  # no element has an on* attribute
+    assert EVIL in html.unescape(re.sub(r"<[^>]*>", " ", page))  # shown as the very text it is
     assert 'href="../block1/#k=' in page  # the activation map links to its channel's lightbox
     warnings = " ".join(report.warnings)
     assert "fails its sha256" in warnings and "circuit links of block1 left out" in warnings
@@ -108,3 +111,43 @@ def test_site_imports_neither_torch_nor_prefect():
             "bad = [m for m in ('torch', 'prefect') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_links_in_the_extras_are_never_followed(tmp_path):
+    """Issue 19, item 2.4: a symlinked examples/manifests/*.json (or any linked file of the extras) was read
+    and its content shown on the explain page. A link is left out with a warning, wherever it is."""
+    store, units = _hostile_store(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    manifests = store / "examples/manifests"
+    real = json.loads((manifests / "demo.json").read_text())
+    # 1. the manifest itself is a link to a file outside the store, which names a secret image
+    secret = dict(real, job="secret-job")
+    (outside / "elsewhere.json").write_text(json.dumps(secret))
+    (manifests / "demo.json").unlink()
+    (manifests / "demo.json").symlink_to(outside / "elsewhere.json")
+    report = build_site(store, tmp_path / "site")
+    assert not (report.site_dir / "models/toynet/explain").exists()
+    assert any("demo.json" in w and "symbolic link" in w for w in report.warnings), report.warnings
+    # 2. the manifest is real, but the explain image's meta.json and a thumbnail are links (to the very bytes)
+    (manifests / "demo.json").unlink()
+    (manifests / "demo.json").write_text(json.dumps(real))
+    folder = store / real["explain"]["images"][ID]
+    (outside / "meta.json").write_bytes((folder / "meta.json").read_bytes())
+    (folder / "meta.json").unlink()
+    (folder / "meta.json").symlink_to(outside / "meta.json")
+    thumb = store / f"examples/images/{ID}/v0000.webp"
+    (outside / "v0000.webp").write_bytes(thumb.read_bytes())
+    thumb.unlink()
+    thumb.symlink_to(outside / "v0000.webp")
+    report = build_site(store, tmp_path / "site")
+    assert not (report.site_dir / "models/toynet/explain").exists()
+    record = _record(report.site_dir, units["block1:0"])
+    assert record.get("examples", {}).get("top", []) == []
+    assert not [p for p in report.site_dir.rglob("*") if p.is_symlink()]
+    # 3. the whole examples folder is a link
+    (outside / "examples").mkdir()
+    (store / "examples").rename(outside / "examples" / "moved")
+    (store / "examples").symlink_to(outside / "examples" / "moved")
+    report = build_site(store, tmp_path / "site")
+    assert any("symbolic link" in w for w in report.warnings) and not (report.site_dir / "media/examples").exists()

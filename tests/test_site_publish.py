@@ -45,11 +45,21 @@ def test_publish_puts_the_site_on_gh_pages(tmp_path: Path, monkeypatch: pytest.M
     assert git("--git-dir", str(remote), "log", "-1", "--format=%s", "gh-pages").strip() == "Atlas {test}"
     assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"  # the working branch is untouched
 
-    # a second publish from a fresh clone, naming the remote by URL, fast-forwards the branch
+    assert not {f for f in files if f.endswith(".featvis-site")}  # the build's marker stays out
+
+    # a second publish from a fresh clone, naming the remote by URL: by default the branch is ONE commit
+    # (like mkdocs gh-deploy --no-history), so old media never pile up in its history
     clone = tmp_path / "clone"
     git("clone", "--quiet", str(remote), str(clone))
     monkeypatch.chdir(clone)
     assert git("rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
     assert main(["publish", "--store", str(store), "--out", str(out), "--remote", str(remote)]) == 0
     log = git("--git-dir", str(remote), "log", "--format=%s", "gh-pages").splitlines()
-    assert len(log) == 2 and log[0].startswith("Publish featvis atlas (")
+    assert len(log) == 1 and log[0].startswith("Publish featvis atlas (")
+    assert set(git("--git-dir", str(remote), "ls-tree", "-r", "--name-only", "gh-pages").split()) == files
+
+    # --history commits on top of the remote branch (fetched first) and pushes without force
+    assert main(["publish", "--store", str(store), "--out", str(out), "--remote", str(remote), "--history",
+                 "--message", "second"]) == 0
+    log = git("--git-dir", str(remote), "log", "--format=%s", "gh-pages").splitlines()
+    assert log[0] == "second" and len(log) == 2
