@@ -65,7 +65,7 @@ def list_images(folder: Path) -> list[Path]:
     for root, dirs, files in os.walk(folder):  # os.walk does not enter linked folders
         for name in sorted(dirs):
             if not name.startswith(".") and os.path.islink(os.path.join(root, name)):
-                log.warning("skipping %s: a symbolic link, not a folder", _shown(Path(root, name), folder))
+                _skip(Path(root, name), folder, "a symbolic link, not a folder")
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
         for name in files:
             if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
@@ -74,13 +74,25 @@ def list_images(folder: Path) -> list[Path]:
             try:
                 mode = os.lstat(path).st_mode
             except OSError as error:
-                log.warning("skipping %s: %s", _shown(path, folder), error.strerror or error)
+                _skip(path, folder, str(error.strerror or error))
                 continue
             if stat.S_ISREG(mode):
                 found.append(path)
             else:
-                log.warning("skipping %s: %s", _shown(path, folder), _kind(mode))
+                _skip(path, folder, _kind(mode))
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+_warned: set[tuple[str, str]] = set()  # (file, reason): a folder listed three times in a run warns once
+
+
+def _skip(path: Path, folder: Path, reason: str) -> None:
+    key = (str(path), reason)
+    if key not in _warned:
+        if len(_warned) > 100_000:
+            _warned.clear()
+        _warned.add(key)
+        log.warning("skipping %s: %s", _shown(path, folder), reason)
 
 
 def _kind(mode: int) -> str:

@@ -178,8 +178,10 @@ def _settings(values: list[str]) -> dict:
             parsed = yamlfile.loads(value)
         except yamlfile.TooLarge as error:
             raise FeatvisError(one_line(f"--set {field.strip()[:100]}: {error}")) from None
-        except (yaml.YAMLError, RecursionError):
-            raise FeatvisError(one_line(f"--set {field.strip()[:100]}: {short(value)} is not a value (YAML)")) from None
+        except (yaml.YAMLError, RecursionError) as error:
+            problem = getattr(error, "problem", None)
+            raise FeatvisError(one_line(f"--set {field.strip()[:100]}: {short(value)} is not a value (YAML"
+                                        f"{': ' + problem if problem else ''})")) from None
         *parents, name = field.strip().split(".")
         target = overrides
         for parent in parents:
