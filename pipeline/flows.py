@@ -30,6 +30,7 @@ from .manifest import Manifest, write_model_card
 from .plan import Plan, Tile, make_plan
 from .store import Store
 from .storeformat import StoreFormatError
+from .terminal import printable
 from .tiles import render_tile
 
 STOP_GRACE_S = 30.0  # a running tile stops at its next step; this only bounds a step that never ends
@@ -309,9 +310,10 @@ def _slug(text: str) -> str:
 
 
 def _one_line_error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300] if str(error).strip() else ''}"
+    text = str(error).strip()
+    return printable(f"{type(error).__name__}: {text.splitlines()[-1] if text else ''}", 300)
 
 
 def _one_line(state) -> str:
-    message = state.message or state.name
-    return message.strip().splitlines()[-1][:300]
+    message = (state.message or state.name).strip()
+    return printable(message.splitlines()[-1] if message else "", 300)
