@@ -32,7 +32,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY_JOB
+from conftest import ROOT, TINY_JOB
 
 COUNTS: Counter = Counter()
 TIMES: Counter = Counter()
@@ -115,7 +115,7 @@ def run(argv: list[str]) -> tuple[int | None, str, str]:
 
 
 def check(argv: list[str], sandbox: Path, allowed: set[str]) -> int | None:
-    before = tree(sandbox)
+    before, repository = tree(sandbox), sorted(os.listdir(ROOT))
     began = time.monotonic()
     code, out, err = run(argv)
     elapsed = time.monotonic() - began
@@ -131,6 +131,7 @@ def check(argv: list[str], sandbox: Path, allowed: set[str]) -> int | None:
             assert len(lines[0]) <= 2100, (argv, len(lines[0]))
     created = {p for p in tree(sandbox) - before if not any(p == a or p.startswith(a + "/") for a in allowed)}
     assert not created, (argv, created)
+    assert sorted(os.listdir(ROOT)) == repository, (argv, "wrote into the repository")
     COUNTS[f"(outcome) {'accepted' if code is None else code}"] += 1
     TIMES[_command(argv)] += elapsed
     return code
