@@ -1,13 +1,14 @@
-"""Generated hostile input for the command line (issue 19, item 2.8 of the closing floors), in process.
+"""Generated hostile input for the command line (issue 19, the closing floors: generated inputs per family), in process.
 
-Two families, drawn by hypothesis rather than listed one by one:
+Three families, drawn by hypothesis rather than listed one by one:
 
 * **flows.yaml**: random YAML documents (scalars of every type in every field of a job, in `overrides:`,
   `runner:`, `examples:`, `zoom:`, `defaults:`; nesting; anchors and aliases, some of them bombs; keys given
   twice; YAML tags), read by `featvis verify`, `featvis status` and `featvis run --dry-run`;
 * **command lines**: every pipeline command with options and values drawn from a hostile pool (huge and
   negative numbers, control characters, bidi overrides, FIFOs, /dev/zero, paths that climb out), and `--set`
-  values that are random YAML (aliases, bombs, duplicate keys, 100,000-digit numbers).
+  values that are random YAML (aliases, bombs, duplicate keys, 5,000-digit numbers);
+* **`--set` values** alone, one to three per render command line.
 
 Each input must end with status 0, 1 or 2 (2: exactly one `featvis: error:` line on stderr), never a traceback
 or an uncaught exception, within a time bound; every printed line must be free of control characters; nothing
@@ -309,7 +310,22 @@ def test_generated_command_lines_never_crash_hang_or_write_outside(sandbox):
         COUNTS["command line"] += 1
         COUNTS[f"(command) {_command(argv)}"] += 1
         if "--set" in argv:
-            COUNTS["(--set values)"] += argv.count("--set")
+            COUNTS["(--set in command lines)"] += argv.count("--set")
 
     property_()
     assert not (sandbox / "out").exists() or not any((sandbox / "out").rglob("*.png"))  # every render was stubbed
+
+
+def test_generated_set_values_are_checked_like_flows_yaml_in_one_line(sandbox):
+    """`featvis render --set FIELD=VALUE`, one to three of them, every value random YAML (or an attack on the
+    loader): refused in one line, or accepted into a render (stubbed) with settings the schema allows."""
+
+    @settings(PROPERTY, max_examples=EXAMPLES * 5)
+    @given(st.lists(set_values(), min_size=1, max_size=3))
+    def property_(values_):
+        argv = ["render", "efficientnet_lite0", "blocks.4:0", "--out", str(sandbox / "out"), "--steps", "4"]
+        code = check([*argv, *sum((["--set", v] for v in values_), [])], sandbox, allowed=set())
+        assert code in (None, 2), code
+        COUNTS["--set values"] += 1
+
+    property_()
