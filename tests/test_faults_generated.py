@@ -1,4 +1,4 @@
-"""Generated hostile input for the command line (issue 19, the closing floors: generated inputs per family), in process.
+"""Generated hostile input for the command line, in process (issue 19: generated inputs per family).
 
 Three families, drawn by hypothesis rather than listed one by one:
 
