@@ -13,9 +13,12 @@ so a unit's synthetic image and its real examples answer the same question. Logi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
+import warnings
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +37,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 EXAMPLES_VERSION = "1"  # bump when a change alters scores or crops: invalidates every cached shard
 MAX_PIXELS = 64_000_000  # a decompression bomb is refused, not decoded
 log = logging.getLogger("featvis.examples")
+# Pillow warns above ~89 Mpixel and refuses above ~179 Mpixel; every image is refused above MAX_PIXELS (less)
+# before it is decoded, so its warning would only repeat that, on stderr, in the middle of a run
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 @dataclass(frozen=True)
@@ -52,29 +58,116 @@ class CropSpec:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Every JPEG/PNG file below `folder` (any depth), sorted by relative path; hidden entries skipped."""
+    """Every JPEG/PNG *regular file* below `folder` (any depth), sorted by relative path; hidden entries
+    skipped. A folder is untrusted input: symbolic links (to a file or a folder), FIFOs, devices and
+    sockets are skipped with one warning each (a FIFO would block the run, a link would read outside)."""
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in files if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES)]
+    for root, dirs, files in os.walk(folder):  # os.walk does not enter linked folders
+        for name in sorted(dirs):
+            if not name.startswith(".") and os.path.islink(os.path.join(root, name)):
+                _skip(Path(root, name), folder, "a symbolic link, not a folder")
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(root, d)))
+        for name in files:
+            if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            path = Path(root) / name
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError as error:
+                _skip(path, folder, str(error.strerror or error))
+                continue
+            if stat.S_ISREG(mode):
+                found.append(path)
+            else:
+                _skip(path, folder, _kind(mode))
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+_warned: set[tuple[str, str]] = set()  # (file, reason): a folder listed three times in a run warns once
+
+
+def _skip(path: Path, folder: Path, reason: str) -> None:
+    key = (str(path), reason)
+    if key not in _warned:
+        if len(_warned) > 100_000:
+            _warned.clear()
+        _warned.add(key)
+        log.warning("skipping %s: %s", _shown(path, folder), reason)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, not a regular file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a regular file"
+    return "not a regular file"
+
+
+def _shown(path: Path, folder: Path | None = None) -> str:
+    """A file's name for a warning line: relative to its folder, control characters escaped (repr)."""
+    try:
+        text = path.relative_to(folder).as_posix() if folder is not None else str(path)
+    except ValueError:
+        text = str(path)
+    return repr(text)[1:-1][:300]
+
+
+def open_regular(path: Path, follow: bool = False):
+    """A binary file object of a regular file, opened without blocking (a FIFO) and, unless `follow`, without
+    following a symbolic link; OSError (ELOOP, or EINVAL for a special file) otherwise."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, _kind(mode), str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def image_id(path: Path) -> str:
     """16 hex digits of the file's sha256: an image is known by its content, not its name."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
 
 
-def open_rgb(path: Path) -> Image.Image:
-    """An image file as RGB (grey and palette images converted, alpha dropped); huge images refused."""
-    with Image.open(path) as image:
-        if image.width * image.height > MAX_PIXELS:
-            raise ValueError(f"{path.name}: {image.width}x{image.height} px is over the {MAX_PIXELS:,} px limit")
-        return image.convert("RGB")
+def open_rgb(path: Path, follow: bool = False) -> Image.Image:
+    """An image file as RGB (grey and palette images converted, alpha dropped). Only a regular file is read
+    (a symbolic link only with `follow`: a path the user typed), and its pixel count is read from the header
+    and bounded *before* anything is decoded. ValueError (one line) for anything that is not a readable image
+    of at most MAX_PIXELS: a decompression bomb, a truncated or foreign file, text named .jpg."""
+    with open_regular(path, follow) as handle:
+        try:
+            with Image.open(handle) as image:  # lazy: reads the header only
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ValueError(f"{width}x{height} px is over the {MAX_PIXELS:,} px limit")
+                return image.convert("RGB")  # decodes
+        except ValueError:
+            raise
+        except Image.DecompressionBombError:  # Pillow's own bound, above ours: said in our words
+            raise ValueError(f"declares more pixels than the {MAX_PIXELS:,} px limit (a decompression bomb)") from None
+        except Image.UnidentifiedImageError:
+            raise ValueError("not an image file Pillow can read (JPEG, PNG...)") from None
+        except MemoryError:
+            raise ValueError("too large to decode") from None
+        except Exception as error:  # noqa: BLE001 - every decoder has its own ways to fail on a broken file
+            raise ValueError(f"not a readable image ({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return repr(text.splitlines()[0] if text else "")[1:-1][:200]
 
 
 def crop_box(ident: str, view: int, width: int, height: int, spec: CropSpec) -> tuple[int, int, int, int]:
@@ -128,7 +221,7 @@ def _batches(paths: Sequence[Path], idents: Sequence[str], spec: CropSpec, size:
         try:
             image = open_rgb(path)
         except (OSError, ValueError) as error:  # a truncated or foreign file must not stop a folder of 50,000
-            log.warning("skipping %s: %s", path, error)
+            log.warning("skipping %s: %s", _shown(Path(path)), _first_line(error))
             continue
         small = reduced(image, spec, size)
         for view in range(per):

@@ -130,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _one_line(error: BaseException) -> str:
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(error))
+def _one_line(error: BaseException | str) -> str:
+    from .terminal import printable
+
+    return printable(error)
 
 
 if __name__ == "__main__":

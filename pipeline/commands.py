@@ -15,6 +15,7 @@ from featvis_core import FeatvisError
 
 from . import stopping
 from .jobs import one_line
+from .terminal import echo, short
 from .storeformat import LOCKS, MANIFESTS, StoreFormatError
 
 
@@ -48,10 +49,11 @@ def render(args: Namespace) -> int:
     with clock("contact sheet"):
         media.contact_sheet(images, labels=labels).save(folder / "contact.png")
     elapsed = time.perf_counter() - began
-    print(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
+    echo(f"{len(units)} units in {elapsed:.1f} s ({len(units) * config.total_steps / elapsed:.0f} image-steps/s) "
           f"-> {folder}/ (contact sheet: {folder / 'contact.png'})")
     if args.timings:
-        print(clock.report())
+        for line in clock.report().splitlines():
+            echo(line)
     return 0
 
 
@@ -84,13 +86,13 @@ def _render_batches(model, batches, config, folder, scores: bool, clock: "Phases
             clock.add("  of which network copy and set-up", results[0].timings["prepare_s"])
             clock.add("  of which optimisation steps", results[0].timings["steps_s"])
             for result in results:
-                stem = folder / result.unit.layer / result.unit.slug
+                stem = output_stem(folder, result.unit.layer, result.unit.slug)
                 stem.parent.mkdir(parents=True, exist_ok=True)
                 written.append(writers.submit(_write_unit_media, media, stem, result))
                 images.append(result.image)
                 labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
                 if result.error:
-                    print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
+                    echo(f"{result.unit}: failed: {result.error}", file=sys.stderr)
             if scores and batch[0].layer == LOGITS:
                 with clock("scores"):
                     _print_scores(model, results, config)
@@ -98,6 +100,19 @@ def _render_batches(model, batches, config, folder, scores: bool, clock: "Phases
             encoding = sum(future.result() for future in written)
     clock.add("  media encoding, all threads", encoding)
     return images, labels
+
+
+def output_stem(folder, layer: str, slug: str):
+    """Where a unit's files go under --out: a layer's name comes from the model (a factory's module may be
+    named '/etc/x' or 'a/b'), so it becomes one plain folder name, and the result is checked to stay inside
+    `folder` (FeatvisError otherwise)."""
+    from .storeformat import model_dir
+
+    stem = folder / model_dir(layer) / model_dir(slug)
+    base = folder.resolve()
+    if stem.resolve() != base / stem.relative_to(folder) or base not in stem.resolve().parents:
+        raise FeatvisError(one_line(f"layer {short(layer)}: its files would not stay inside {folder}"))
+    return stem
 
 
 def _write_unit_media(media, stem, result) -> float:
@@ -152,15 +167,21 @@ def _settings(values: list[str]) -> dict:
     FIELD (augment.pad=4) sets one field of a nested setting."""
     import yaml
 
+    from . import yamlfile
+
     overrides: dict = {}
     for item in values:
         field, sep, value = item.partition("=")
         if not sep or not field.strip():
-            raise FeatvisError(one_line(f"--set expects FIELD=VALUE, got {item!r}"))
+            raise FeatvisError(one_line(f"--set expects FIELD=VALUE, got {short(item)}"))
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise FeatvisError(one_line(f"--set {field.strip()}: {value!r} is not a value (YAML)")) from None
+            parsed = yamlfile.loads(value)
+        except yamlfile.TooLarge as error:
+            raise FeatvisError(one_line(f"--set {field.strip()[:100]}: {error}")) from None
+        except (yaml.YAMLError, RecursionError) as error:
+            problem = getattr(error, "problem", None)
+            raise FeatvisError(one_line(f"--set {field.strip()[:100]}: {short(value)} is not a value (YAML"
+                                        f"{': ' + problem if problem else ''})")) from None
         *parents, name = field.strip().split(".")
         target = overrides
         for parent in parents:
@@ -182,7 +203,7 @@ def _print_scores(model, results, config) -> None:
     images = torch.stack([r.image for r in results])
     scores = unit_quality(images, [r.unit.index for r in results], seen_size(config), model, judge)
     for result, score in zip(results, scores):
-        print(f"{model.classes[result.unit.index]:>20}: " + "  ".join(f"{k} {v:.2f}" for k, v in score.items()))
+        echo(f"{model.classes[result.unit.index]:>20}: " + "  ".join(f"{k} {v:.2f}" for k, v in score.items()))
 
 
 def layers(args: Namespace) -> int:
@@ -197,10 +218,10 @@ def layers(args: Namespace) -> int:
         raise FeatvisError(f"--depth must be between 1 and 16, got {args.depth}")
     model = load_model(args.model, pretrained=False)
     size = args.size or model.input_size
-    print(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
-    print(f"{'layer':<28}{'channels':>9}  size")
+    echo(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
+    echo(f"{'layer':<28}{'channels':>9}  size")
     for layer in model.layers(size, depth=args.depth):
-        print(f"{layer.name:<28}{layer.channels:>9}  {layer.height}x{layer.width}")
+        echo(f"{layer.name:<28}{layer.channels:>9}  {layer.height}x{layer.width}")
     return 0
 
 
@@ -212,14 +233,16 @@ def explain(args: Namespace) -> int:
     from featvis_core.models import check_model_name
 
     check_model_name(args.model)
-    if not args.image.is_file():
-        raise FeatvisError(f"{args.image}: no such image file")
+    if not args.image.exists():
+        raise FeatvisError(one_line(f"{args.image}: no such image file"))
     if not 1 <= args.channels <= 64:
         raise FeatvisError(f"--channels must be 1-64, got {args.channels}")
     try:
-        image = open_rgb(args.image)
-    except (OSError, ValueError) as error:
-        raise FeatvisError(f"{args.image}: not a readable image ({error})") from None
+        image = open_rgb(args.image, follow=True)  # a path the user typed: a link is theirs to give
+    except OSError as error:  # a folder, a FIFO, a device: never read
+        raise FeatvisError(one_line(f"{args.image}: cannot be read ({error.strerror or error})")) from None
+    except ValueError as error:  # not an image, a broken one, a decompression bomb: never decoded
+        raise FeatvisError(one_line(f"{args.image}: {error}")) from None
     model = load_model(args.model)
     layer = args.layer or model.layers()[-1].name
     found = explain_image(model, image, layer, args.channels)
@@ -229,12 +252,12 @@ def explain(args: Namespace) -> int:
     media.write_png(args.out / "smoothgrad.png", heat_overlay(found.view, found.smoothgrad))
     for (channel, _), heat in zip(found.channels, found.maps):
         media.write_png(args.out / f"{layer}-c{channel:04d}.png", heat_overlay(found.view, heat))
-    print(f"{args.image.name} on {model.name}: top-5")
+    echo(f"{args.image.name} on {model.name}: top-5")
     for index, name, p in found.top5:
-        print(f"  {p:6.1%}  {name} ({index})")
-    print(f"most active channels of {layer} (mean activation): "
+        echo(f"  {p:6.1%}  {name} ({index})")
+    echo(f"most active channels of {layer} (mean activation): "
           + ", ".join(f"{c} ({m:.2f})" for c, m in found.channels))
-    print(f"-> {args.out}/ (view.png, saliency.png, smoothgrad.png, {layer}-cNNNN.png)")
+    echo(f"-> {args.out}/ (view.png, saliency.png, smoothgrad.png, {layer}-cNNNN.png)")
     return 0
 
 
@@ -245,16 +268,23 @@ def examples(args: Namespace) -> int:
     from .jobs import load_job
     from .server import prefect_api
 
-    runner = make_runner(load_job(args.flows, args.job).runner)
+    from . import extras, preflight
+
+    job = load_job(args.flows, args.job)
+    if not extras.wanted(job):  # before a Prefect server is started, not inside the flow
+        raise FeatvisError(f"{args.flows}: job {args.job!r} has neither examples: nor zoom:, so it has no extras")
+    preflight.check_runner(job.runner)
+    preflight.check_writable(job.store)
+    runner = make_runner(job.runner)
     with stopping.on_signals(), prefect_api():
         summary = extras_flow.with_options(task_runner=runner.task_runner)(job=args.job, flows=str(args.flows))
     stats = summary.get("examples") or {}
     if stats:
         rate = f"{stats['views_per_s']} images/s" if stats.get("views_per_s") else "all cached"
-        print(f"{args.job}: examples over {stats['images']} images ({stats['views']} views with crops): "
+        echo(f"{args.job}: examples over {stats['images']} images ({stats['views']} views with crops): "
               f"{stats['shards_computed']} of {stats['shards']} shards computed, {stats['views_computed']} views in "
               f"{stats['seconds']} s ({rate})")
-    print(f"{args.job}: extras {summary}; peak memory {peak_rss_mb():.0f} MB")
+    echo(f"{args.job}: extras {summary}; peak memory {peak_rss_mb():.0f} MB")
     return 0
 
 
@@ -273,10 +303,21 @@ def run(args: Namespace) -> int:
     from .manifest import Manifest, write_model_card
     from .store import Store
 
-    job, plan = _plan(args)
+    from . import preflight
+    from .flows import plan_job
+    from .jobs import load_job
+
+    job = load_job(args.flows, args.job)
+    site = args.site or job.site
+    if not args.dry_run:  # what would fail later, found before the model is loaded or a server started
+        preflight.check_runner(job.runner)
+        if site:
+            preflight.check_site_out(site, job.store)
+    plan = plan_job(args.job, job)
     costs = check_plan(plan)
     store = Store(job.store)
     if not args.dry_run:
+        preflight.check_writable(job.store)
         store.check_folders(plan.folders)
     pending = plan.pending(store, verify=True)
     tiles = plan.tiles(pending)
@@ -284,7 +325,6 @@ def run(args: Namespace) -> int:
     if args.dry_run:
         _print_plan(plan, pending, tiles, cached, costs)
         return 0
-    site = args.site or job.site
     from . import extras
 
     extras_pending = extras.pending(args.job, job, plan, store)  # also checks folder, layer and classes first
@@ -293,7 +333,7 @@ def run(args: Namespace) -> int:
         store.sweep()
         write_model_card(store, plan)
         Manifest(plan, store, pending).save()
-        print(f"{args.job}: all {len(plan.units)} units are cached in {job.store}; nothing to render")
+        echo(f"{args.job}: all {len(plan.units)} units are cached in {job.store}; nothing to render")
         failed = 0
         if site:
             from .flows import build_site
@@ -304,7 +344,7 @@ def run(args: Namespace) -> int:
         if stopped:
             return stopped
     if site:
-        print(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
+        echo(f"site: {site}/index.html (or: featvis site serve --store {job.store})")
     return 1 if failed else 0
 
 
@@ -315,12 +355,12 @@ def _print_plan(plan, pending, tiles, cached, costs) -> None:
         counts = by_layer.setdefault(unit.unit.layer, [0, 0])
         counts[0] += 1
         counts[1] += unit.spec in waiting
-    print(f"job {plan.job_name}: model {plan.job.model}, preset {plan.job.preset}, store {plan.job.store}")
-    print(f"{'layer':<24}{'units':>7}{'pending':>9}  largest tile (estimate)")
+    echo(f"job {plan.job_name}: model {plan.job.model}, preset {plan.job.preset}, store {plan.job.store}")
+    echo(f"{'layer':<24}{'units':>7}{'pending':>9}  largest tile (estimate)")
     for layer, (total, todo) in by_layer.items():
-        print(f"{layer:<24}{total:>7}{todo:>9}  {costs[layer].describe()}")
+        echo(f"{layer:<24}{total:>7}{todo:>9}  {costs[layer].describe()}")
     config = plan.config
-    print(f"{len(plan.units)} units, {cached} cached, {len(pending)} to render in {len(tiles)} tiles of <= "
+    echo(f"{len(plan.units)} units, {cached} cached, {len(pending)} to render in {len(tiles)} tiles of <= "
           f"{plan.job.batch} images; {plan.image_steps(pending):,} image-steps at "
           f"{config.final_size} px ({config.total_steps} steps each)")
 
@@ -337,18 +377,24 @@ def _run_flow(name: str, flows, site) -> tuple[int, int | None]:
         with stopping.on_signals(), prefect_api():
             summary = run_job(name, str(flows), str(site) if site else None)
     except TerminationSignal:  # SIGTERM outside the flow's tile loop (Prefect's own handler raised it)
-        print(f"{name}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
+        echo(f"{name}: stopped by SIGTERM; unfinished units stay pending", file=sys.stderr)
         return 0, stopping.exit_code(signal.SIGTERM)
     if summary["stopped"]:
-        print(f"{name}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
+        echo(f"{name}: stopped by {stopping.NAMES.get(summary['stopped'], summary['stopped'])}: "
               f"{summary['rendered']} rendered, {summary['pending']} left pending (run it again to go on); "
               f"manifest {summary['manifest']}")
         return 0, stopping.exit_code(summary["stopped"])
-    print(f"{name}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
+    echo(f"{name}: {summary['rendered']} rendered, {summary['cached']} cached, {summary['failed']} failed "
           f"in {summary['wall_s']:.1f} s ({summary['units_per_s']:.2f} units/s); manifest {summary['manifest']}")
     failed = summary["failed"]
+    for problem in (summary.get("manifest_error"), summary.get("site_error")):
+        if problem:
+            echo(f"featvis: error: {name}: {problem}" + ("; featvis status reads the store itself"
+                                                          if problem is summary.get("manifest_error") else ""),
+                 file=sys.stderr)
+            failed = failed or 1
     if isinstance(summary.get("extras"), dict) and summary["extras"].get("error"):
-        print(f"{name}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
+        echo(f"{name}: extras failed ({summary['extras']['error']}); the next run retries them", file=sys.stderr)
         failed = failed or 1
     return failed, None
 
@@ -361,7 +407,7 @@ def status(args: Namespace) -> int:
     try:
         manifest = store.load_manifest(args.job)
     except StoreFormatError as error:
-        print(f"{args.job}: {error} (featvis verify --repair removes it)", file=sys.stderr)
+        echo(f"{args.job}: {error} (featvis verify --repair removes it)", file=sys.stderr)
         manifest = None
     errors = {u.unit: u.error for u in manifest.units if u.error} if manifest else {}
     done: set[str] = set()
@@ -373,17 +419,17 @@ def status(args: Namespace) -> int:
         if check.done:
             done.add(unit.spec)
             progress.add(_render_seconds(check.meta))
-    print(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
+    echo(f"{args.job}: {len(done)}/{len(plan.units)} units done ({job.store})")
     for layer, progress in layers.items():
-        print(f"  {layer:<24} {progress.bar()} {progress.finished}/{progress.total}{progress.rate()}")
+        echo(f"  {layer:<24} {progress.bar()} {progress.finished}/{progress.total}{progress.rate()}")
     eta = _eta(layers)
     if eta:
-        print(eta)
+        echo(eta)
     for unit, error in errors.items():
         if unit not in done:
-            print(one_line(f"  failed {unit}: {error}"))
+            echo(f"  failed {unit}: {error}")
     if manifest and manifest.updated:
-        print(one_line(f"manifest updated {manifest.updated}"))
+        echo(f"manifest updated {manifest.updated}")
     return 0
 
 
@@ -440,10 +486,59 @@ def _verify_store_folders(store, label: str, repair: bool) -> int:
     for folder in (MANIFESTS, LOCKS):
         if store.first_link(folder) == folder:
             bad += 1
-            print(f"{label}: {folder} is a symbolic link, not a folder of the store; "
+            echo(f"{label}: {folder} is a symbolic link, not a folder of the store; "
                   f"{'removed' if repair else '--repair removes it'}")
             if repair:
                 store.remove_link(folder)
+    return bad
+
+
+EXTRAS_FOLDERS = ("examples", "circuits", "zoom")  # what a job's extras write (pipeline/extras.py)
+
+
+def _verify_extras(store, label: str, repair: bool) -> int:
+    """The extras' folders (dataset examples, explain pages, circuits, dives): a symbolic link or a special
+    file anywhere in them is one problem each (never followed; removed with --repair), and an extras
+    manifest that is not a JSON object of the allowed size is one too (removed with --repair: the next run
+    writes it anew)."""
+    import json
+    import stat as stat_
+
+    from .extras import MANIFESTS as EXTRAS_MANIFESTS
+    from .storeformat import read_capped
+
+    bad = 0
+
+    def report(relative: str, what: str, path) -> None:
+        nonlocal bad
+        bad += 1
+        echo(f"{label}: {relative} {what}; {'removed' if repair else '--repair removes it'}")
+        if repair:
+            path.unlink() if path.is_symlink() or not path.is_dir() else shutil.rmtree(path)
+
+    for top in EXTRAS_FOLDERS:
+        root = store.root / top
+        entries = [root] if root.is_symlink() or root.exists() else []
+        while entries:
+            path = entries.pop()
+            relative = path.relative_to(store.root).as_posix()
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue
+            if stat_.S_ISLNK(mode):
+                report(relative, "is a symbolic link (never followed)", path)
+            elif stat_.S_ISDIR(mode):
+                entries += sorted(path.iterdir(), reverse=True)
+            elif not stat_.S_ISREG(mode):
+                report(relative, "is not a regular file", path)
+            elif relative.startswith(EXTRAS_MANIFESTS + "/") and relative.endswith(".json"):
+                try:
+                    ok = isinstance(json.loads(read_capped(path, 64 << 20)), dict)
+                except (OSError, ValueError, RecursionError):
+                    ok = False
+                if not ok:
+                    report(relative, "is not a readable extras manifest (a JSON object)", path)
     return bad
 
 
@@ -453,13 +548,13 @@ def _verify_job(store, name: str, label: str, repair: bool) -> tuple[int, int]:
     try:
         manifest = store.load_manifest(name)
     except StoreFormatError as error:
-        print(one_line(f"{name}: manifest {error}; {'removed' if repair else '--repair removes it'} "
-                       "(the next run writes it anew)"))
+        echo(f"{name}: manifest {error}; {'removed' if repair else '--repair removes it'} "
+             "(the next run writes it anew)")
         if repair:
             _remove(store, f"{MANIFESTS}/{name}.json", file=True)
         return 1, 0
     if manifest is None:
-        print(f"{name}: no manifest in {label} (never run)")
+        echo(f"{name}: no manifest in {label} (never run)")
         return 0, 0
     bad = checked = 0
     repaired = []
@@ -470,7 +565,7 @@ def _verify_job(store, name: str, label: str, repair: bool) -> tuple[int, int]:
         problems = store.check(entry.path, entry.key).problems
         if problems:
             bad += 1
-            print(one_line(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}"))
+            echo(f"{name}: {entry.unit} ({entry.path}): {'; '.join(problems)}")
             if repair:
                 _remove(store, entry.path)
                 repaired.append(entry.key)
@@ -512,10 +607,11 @@ def verify(args: Namespace) -> int:
         if str(store.root) not in stores:  # the store's own folders: a link there leads writes elsewhere
             stores.add(str(store.root))
             bad += _verify_store_folders(store, jobs[name].store, args.repair)
+            bad += _verify_extras(store, jobs[name].store, args.repair)
         job_bad, job_checked = _verify_job(store, name, jobs[name].store, args.repair)
         bad, checked = bad + job_bad, checked + job_checked
     action = "removed (run the job again to re-render them)" if args.repair else "found (--repair removes them)"
-    print(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
+    echo(f"checked {checked} units: {bad} corrupt {action if bad else ''}".rstrip())
     return 1 if bad and not args.repair else 0
 
 
@@ -525,7 +621,7 @@ def _remove(store, relative: str, file: bool = False) -> None:
     link = store.first_link(relative)
     if link:
         store.remove_link(link)
-        print(one_line(f"  removed the symbolic link {link} from the store"))
+        echo(f"  removed the symbolic link {link} from the store")
     elif file:
         path = store.root.joinpath(*relative.split("/"))
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from featvis_core import FeatvisError
 
 from .jobs import load_jobs
+from .terminal import echo
 
 
 def serve_jobs(flows: Path, extra: list[str]) -> int:
@@ -38,6 +39,6 @@ def serve_jobs(flows: Path, extra: list[str]) -> int:
     ]
     for name in chosen:
         when = f"on cron {jobs[name].cron!r}" if jobs[name].cron else "on demand"
-        print(f"serving featvis-atlas/{name} {when}")
+        echo(f"serving featvis-atlas/{name} {when}")  # a cron is free text: escaped
     serve(*deployments)
     return 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,10 +24,13 @@ from typing import Any, Callable, Iterable
 from featvis_core import FeatvisError, Kind, Unit
 
 from .extras_spec import ExamplesSpec
-from .store import Store, file_entry, write_json_atomic
+from .store import Store, file_entry
+from .terminal import printable
 
 EXAMPLES = "examples"
 THUMB = 128
+MAX_IMAGE_BYTES = 512 << 20  # a larger file in an image folder is skipped, not hashed
+log = logging.getLogger("featvis.examples")
 #: scikit-image's photographs that ship inside its wheel (others in skimage.data need a download)
 SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png",
                   "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png", "moon.png",
@@ -67,26 +71,40 @@ def index_images(store: Store, root: Path, files: list[Path]) -> list[FolderImag
     last run (kept in examples/index/<folder hash>.json)."""
     from featvis_core.examples import image_id
 
-    index_path = store.root / EXAMPLES / "index" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
-    try:
-        known = json.loads(index_path.read_text())
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
+    relative = f"{EXAMPLES}/index/{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}.json"
+    known = read_json(store, relative, 64 << 20)
+    known = known if isinstance(known, dict) else {}
     images, fresh = [], {}
     for path in files:
         rel = path.relative_to(root).as_posix()
-        stat = path.stat()
-        entry = known.get(rel)
-        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [stat.st_size, stat.st_mtime_ns]:
-            ident = str(entry[2])
-        else:
-            ident = image_id(path)
-        fresh[rel] = [stat.st_size, stat.st_mtime_ns, ident]
+        try:
+            info = path.lstat()
+            if info.st_size > MAX_IMAGE_BYTES:
+                raise OSError(f"{info.st_size:,} bytes, more than the {MAX_IMAGE_BYTES:,} an image may have")
+            entry = known.get(rel)
+            if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [info.st_size, info.st_mtime_ns]:
+                ident = str(entry[2])
+            else:
+                ident = image_id(path)  # a regular file only, never through a link (it may have changed)
+        except OSError as error:
+            log.warning("skipping %s: %s", printable(rel, 300), printable(error.strerror or error, 300))
+            continue
+        fresh[rel] = [info.st_size, info.st_mtime_ns, ident]
         images.append(FolderImage(rel, str(path), ident))
     if fresh != known:
-        write_json_atomic(index_path, fresh)
+        store.write_json(relative, fresh)
     return images
+
+
+def read_json(store: Store, relative: str, limit: int) -> Any:
+    """A JSON file of the store's extras: None when it is absent, a link, not a regular file, too large or not
+    JSON (it is then computed again, and written in its place)."""
+    from .storeformat import StoreFormatError, read_capped
+
+    try:
+        return json.loads(read_capped(store.checked(relative), limit))
+    except (OSError, ValueError, StoreFormatError, RecursionError):
+        return None
 
 
 def shard_bounds(ids: list[str], size: int) -> list[tuple[int, int]]:
@@ -152,20 +170,18 @@ def scan_shard(shard: Shard) -> dict[str, Any]:
     per = crops.crops + 1
     store = Store(shard.store)
     for layer, key, relative in zip(shard.layers, shard.keys, shard.files):
-        top, low = tops[layer].lists()
+        # no readable image in the shard (each was skipped with a warning): it has no examples, and says so
+        top, low = tops[layer].lists() if layer in tops else ([], [])
         sample = lambda n: [shard.ids[n // per], n % per]  # noqa: E731
         data = {"schema": 1, "key": key, "layer": layer, "images": list(shard.ids), "views": per,
                 "top": [[[round(s, 4), *sample(n)] for s, n in row] for row in top],
                 "bottom": [[[round(s, 4), *sample(n)] for s, n in row] for row in low]}
-        write_json_atomic(store.root / relative, data)
+        store.write_json(relative, data)
     return {"shard": shard.index, "views": len(shard.paths) * per, "seconds": time.perf_counter() - began}
 
 
-def _read_shard(path: Path, key: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _read_shard(store: Store, relative: str, key: str) -> dict[str, Any] | None:
+    data = read_json(store, relative, 256 << 20)
     if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("top"), list):
         return None
     return data
@@ -208,7 +224,7 @@ def plan_examples(spec: ExamplesSpec, store: Store, model_name: str, fingerprint
         for layer in layers:
             key = shard_key(model_name, fingerprint, layer, ids[start:end], spec, input_size)
             keys[(s, layer)] = key
-            if _read_shard(store.root / shard_path(model_dir, layer, key), key) is None:
+            if _read_shard(store, shard_path(model_dir, layer, key), key) is None:
                 missing.setdefault(s, []).append(layer)
     return ExamplePlan(spec, root, images, layers, bounds, keys, missing)
 
@@ -229,7 +245,9 @@ def _fold(merged: list[list[list[Any]]] | None, rows: list[Any], k: int, largest
     """Merge one shard's per-unit lists into the running merged lists (k best per unit)."""
     from featvis_core.examples import merge
 
-    if merged is None:
+    if not rows:  # a shard without a readable image adds nothing
+        return merged
+    if not merged:
         return [list(row)[:k] for row in rows]
     return [[list(p) for p in merge([a, b], k, largest)] for a, b in zip(merged, rows)]
 
@@ -241,7 +259,7 @@ def merge_layers(plan: ExamplePlan, store: Store, model_dir: str) -> dict[str, d
         top = low = None
         for s in range(len(plan.bounds)):
             key = plan.keys[(s, layer)]
-            data = _read_shard(store.root / shard_path(model_dir, layer, key), key)
+            data = _read_shard(store, shard_path(model_dir, layer, key), key)
             if data is None:
                 raise RuntimeError(f"examples shard {s} of {layer} is missing after its task ran")
             top = _fold(top, data["top"], plan.spec.top, True)
@@ -285,7 +303,8 @@ def write_thumbs(plan: ExamplePlan, store: Store, chosen: dict[str, dict[str, li
         image = None
         for view in sorted(views):
             relative = thumb_path(ident, view, crops.key)
-            if not (store.root / relative).is_file():
+            target = store.checked(relative.rpartition("/")[0]) / relative.rpartition("/")[2]  # no link on the way
+            if target.is_symlink() or not target.is_file():  # a link in its place is replaced, never followed
                 image = image or open_rgb(Path(by_id[ident].path))
                 picture = view_image(image, ident, view, crops, THUMB)
                 store.write_file(relative, lambda path, p=picture: p.save(path, format="WEBP", quality=85))

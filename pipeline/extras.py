@@ -26,14 +26,19 @@ from . import examples as ex
 from .extras_spec import ExamplesSpec, ZoomSpec
 from .jobs import JobSpec
 from .plan import Plan
-from .store import SCHEMA, Store, now, write_json_atomic
+from .store import SCHEMA, Store, now
 
 EXTRAS_VERSION = "1"
 MANIFESTS = f"{ex.EXAMPLES}/manifests"
 
 
 def manifest_path(store: Store, job: str) -> Path:
-    return store.root / MANIFESTS / f"{job}.json"
+    return store.checked(manifest_file(job))
+
+
+def manifest_file(job: str) -> str:
+    """The store-relative path of a job's extras manifest."""
+    return f"{MANIFESTS}/{job}.json"
 
 
 def _key(payload: Any) -> str:
@@ -148,7 +153,7 @@ def circuit_task(job: CircuitJob) -> str:
         "upstream": {str(u): [[c, w] for c, w in links] for u, links in zip(job.units, up)},
         "downstream": {str(c): [[job.units[i], w] for i, w in links] for c, links in zip(job.previous_units, down)},
     }
-    write_json_atomic(store.root / job.file, data)
+    store.write_json(job.file, data)
     return job.file
 
 
@@ -307,8 +312,8 @@ def pending(job_name: str, job: JobSpec, plan: Plan, store: Store, flows_dir: Pa
     check(job, plan)
     state = state_key(job_name, job, plan, store, flows_dir)  # resolves (and checks) the image folder
     try:
-        recorded = json.loads(manifest_path(store, job_name).read_text()).get("state")
-    except (OSError, ValueError, AttributeError):
+        recorded = ex.read_json(store, manifest_file(job_name), 64 << 20).get("state")
+    except AttributeError:  # none, a link, not JSON or not an object: computed anew
         return True
     return recorded != state
 
@@ -352,7 +357,7 @@ def run_extras(job_name: str, job: JobSpec, plan: Plan, store: Store, runner: An
     if job.zoom:
         _zoom_stage(run)
     run.manifest["updated"] = now()
-    write_json_atomic(manifest_path(store, job_name), run.manifest)
+    store.write_json(manifest_file(job_name), run.manifest)
     run.summary["seconds"] = round(time.perf_counter() - began, 2)
     return run.summary
 
@@ -436,8 +441,8 @@ def extras_flow(job: str, flows: str = "flows.yaml") -> dict[str, Any]:
 
 def _circuit_done(store: Store, job: CircuitJob) -> bool:
     try:
-        return json.loads((store.root / job.file).read_text()).get("key") == job.key
-    except (OSError, ValueError, AttributeError):
+        return ex.read_json(store, job.file, 64 << 20).get("key") == job.key
+    except AttributeError:
         return False
 
 

@@ -30,6 +30,7 @@ from .manifest import Manifest, write_model_card
 from .plan import Plan, Tile, make_plan
 from .store import Store
 from .storeformat import StoreFormatError
+from .terminal import printable
 from .tiles import render_tile
 
 STOP_GRACE_S = 30.0  # a running tile stops at its next step; this only bounds a step that never ends
@@ -54,6 +55,9 @@ class Runner:
 
 
 def make_runner(spec: RunnerSpec) -> Runner:
+    from .preflight import check_runner
+
+    check_runner(spec)  # a one-line FeatvisError when prefect-ray / prefect-dask is missing
     if spec.kind == "dask":
         from prefect_dask import DaskTaskRunner
 
@@ -114,14 +118,28 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     logger = get_run_logger()
     began = time.perf_counter()
     spec = load_job(flows, job)
+    site_dir = site or (str(spec.site) if spec.site else None)
+    if site_dir:  # refused before rendering, not after
+        from .preflight import check_site_out
+
+        check_site_out(Path(site_dir), spec.store)
     plan, store, manifest, pending = _prepare(job, spec, logger)
     tiles = plan.tiles(pending)
     runner = make_runner(spec.runner)  # its workers and torch threads; the task runner itself is the caller's
     counts, stopped = _render_tiles(job, spec, tiles, len(pending), runner, store, manifest, logger)
     extra = None if stopped else _extras(job, spec, plan, store, logger)
-    write_model_card(store, plan)  # again: the workers may have added filters.png
+    try:
+        write_model_card(store, plan)  # again: the workers may have added filters.png
+    except OSError as error:  # a full disk: the card of _prepare stands
+        logger.warning("%s: the model card could not be updated (%s)", job, error.strerror or error)
+    # the last word on the manifest: a save that failed on a full disk is tried again (a failed tile's
+    # partial files are gone by now), and what still fails is said in the summary, in one line
+    manifest_error = manifest.try_save()
     summary = _summary(job, plan, store, manifest, pending, tiles, counts, runner, time.perf_counter() - began)
-    summary.update({"stopped": stopped, **({"extras": extra} if extra is not None else {})})
+    summary.update({"stopped": stopped, "manifest_error": manifest_error,
+                    **({"extras": extra} if extra is not None else {})})
+    if manifest_error:
+        logger.error("%s: %s; featvis status reads the store itself", job, manifest_error)
     if stopped:
         logger.warning("%s stopped by %s: %d rendered, %d left pending", job, stopping.NAMES.get(stopped, stopped),
                        summary["rendered"], summary["pending"])
@@ -129,17 +147,22 @@ def atlas(job: str, flows: str = "flows.yaml", site: str | None = None) -> dict[
     create_markdown_artifact(_markdown_summary(job, summary), key=f"featvis-{_slug(job)}-summary")
     logger.info("%s done: %d rendered, %d cached, %d failed in %.1f s", job, summary["rendered"], summary["cached"],
                 summary["failed"], summary["wall_s"])
-    site_dir = site or (str(spec.site) if spec.site else None)
     if site_dir:
-        summary["site"] = build_site(spec.store, Path(site_dir))
+        try:
+            summary["site"] = build_site(spec.store, Path(site_dir))
+        except (FeatvisError, OSError) as error:  # the units stand; the command line says why, in one line
+            summary["site_error"] = _one_line_error(error)
     return summary
 
 
 def _prepare(job: str, spec: JobSpec, logger: Any) -> tuple[Plan, Store, Manifest, list]:
     """Plan the job, check it fits the device and the store's folders, sweep what a killed run left, and
     record which units are pending in a fresh manifest."""
+    from .preflight import check_writable
+
     plan = plan_job(job, spec)
     costs = check_plan(plan)
+    check_writable(spec.store)  # a read-only or full store: one line before any unit (featvis deploy's runs too)
     store = Store(spec.store)
     store.check_folders(plan.folders)
     swept = store.sweep()
@@ -178,7 +201,7 @@ def _render_tiles(job: str, spec: JobSpec, tiles: list[Tile], pending: int, runn
             stopped = getattr(interrupt, "signum", None) or (signal.SIGTERM if isinstance(
                 interrupt, TerminationSignal) else signal.SIGINT)
             stopping.request(stopped)
-            manifest.save()
+            manifest.try_save()
             # thread workers see the stop and abandon their tile at the next step; worker processes
             # (Dask, Ray) do not: their cluster is closed with the task runner, so waiting is pointless
             grace = STOP_GRACE_S if spec.runner.kind == "threads" else 1.0
@@ -235,7 +258,9 @@ def _record(future: Any, tile: Tile, retries: int, store: Store, manifest: Manif
         counts["rendered"] += len(written)
         counts["failed"] += len(tile.units) - len(written)
         logger.error("%s: %s", tile.name, reason)
-    manifest.save()
+    problem = manifest.try_save()
+    if problem:  # tried again at the end of the run
+        logger.warning("%s: %s", tile.name, problem)
 
 
 def _wind_down(futures: Any, tiles: list[Tile], recorded: set[int], retries: int, store: Store, manifest: Manifest,
@@ -262,7 +287,7 @@ def _wind_down(futures: Any, tiles: list[Tile], recorded: set[int], retries: int
         written = [u for u, p, k in zip(tile.units, tile.paths, tile.keys) if store.is_done(p, k, verify=True)]
         manifest.record(written, {})
         counts["rendered"] += len(written)
-    manifest.save()
+    manifest.try_save()
 
 
 def run_job(job: str, flows: str, site: str | None = None) -> dict[str, Any]:
@@ -275,8 +300,8 @@ def build_site(store: Path, out: Path) -> str:
     from featvis_site.cli import main as site_main
 
     code = site_main(["build", "--store", str(store), "--out", str(out)])
-    if code:
-        raise RuntimeError(f"site build failed with exit code {code}")
+    if code:  # its reason is the line featvis site printed
+        raise FeatvisError(f"the site build into {out} failed (exit code {code}); the rendered units stand")
     return str(out)
 
 
@@ -285,9 +310,10 @@ def _slug(text: str) -> str:
 
 
 def _one_line_error(error: BaseException) -> str:
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[-1][:300] if str(error).strip() else ''}"
+    text = str(error).strip()
+    return printable(f"{type(error).__name__}: {text.splitlines()[-1] if text else ''}", 300)
 
 
 def _one_line(state) -> str:
-    message = state.message or state.name
-    return message.strip().splitlines()[-1][:300]
+    message = (state.message or state.name).strip()
+    return printable(message.splitlines()[-1] if message else "", 300)

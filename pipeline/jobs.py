@@ -31,7 +31,9 @@ from featvis_core.models import check_model_name
 
 from .extras_spec import ExamplesSpec, ZoomSpec
 from .settings import check_settings, render_config
+from . import yamlfile
 from .storeformat import explain
+from .terminal import printable, short
 
 
 
@@ -149,13 +151,12 @@ class JobSpec(Strict):
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return short(value, 60)
 
 
 def one_line(text: str) -> str:
-    """A message as one printable line: line breaks and other control characters escaped."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    """A message as one printable line: line breaks and other control characters escaped, length bounded."""
+    return printable(text)
 
 
 JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -191,22 +192,24 @@ def load_jobs(path: Path | str) -> dict[str, JobSpec]:
     """Every job of a flows.yaml, validated; a FeatvisError names the file, job and field at fault."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yamlfile.load_file(path)
     except FileNotFoundError:
-        raise FeatvisError(f"{path}: no such file") from None
+        raise FeatvisError(one_line(f"{path}: no such file")) from None
     except IsADirectoryError:
-        raise FeatvisError(f"{path}: is a folder, not a flows.yaml") from None
+        raise FeatvisError(one_line(f"{path}: is a folder, not a flows.yaml")) from None
     except UnicodeDecodeError as error:
-        raise FeatvisError(f"{path}: is not UTF-8 text (byte {error.start})") from None
+        raise FeatvisError(one_line(f"{path}: is not UTF-8 text (byte {error.start})")) from None
     except OSError as error:
-        raise FeatvisError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise FeatvisError(one_line(f"{path}: cannot be read ({error.strerror or error})")) from None
+    except yamlfile.TooLarge as error:
+        raise FeatvisError(one_line(f"{path}: {error}")) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
         raise FeatvisError(one_line(f"{path}:{where} is not valid YAML ({problem})")) from None
     except RecursionError:
-        raise FeatvisError(f"{path}: is nested too deeply") from None
+        raise FeatvisError(one_line(f"{path}: is nested too deeply")) from None
     if not isinstance(raw, dict):
         raise FeatvisError(one_line(f"{path}: expected a mapping with a 'jobs' key, got {type(raw).__name__}"))
     try:

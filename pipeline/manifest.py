@@ -50,6 +50,15 @@ class Manifest:
     def save(self) -> None:
         self.store.write_manifest(self.plan.job_name, self.to_dict())
 
+    def try_save(self) -> str | None:
+        """Save, but a full disk (or another error of the machine) is returned as one line instead of
+        raised: a run records every tile it can, and says at the end that the manifest is behind."""
+        try:
+            self.save()
+        except OSError as error:
+            return f"the manifest could not be saved ({error.strerror or error})"
+        return None
+
 
 def model_card(plan: Plan) -> dict[str, Any]:
     model = plan.model

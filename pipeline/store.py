@@ -243,6 +243,24 @@ class Store:
             temporary.unlink(missing_ok=True)
             raise
 
+    def checked(self, relative: str) -> Path:
+        """`root/relative` for a file of the store's extras (a shard, an index, an extras manifest, a circuit
+        file), after checking it stays inside the store with no symbolic link on the way (StoreFormatError)."""
+        parts = relative.split("/") if isinstance(relative, str) else [""]
+        if any(part in ("", ".", "..") or "\x00" in part for part in parts):
+            raise StoreFormatError(f"{relative!r} is not a path inside the store")
+        return storeformat.contained(self.root, relative)
+
+    def write_json(self, relative: str, data: Any) -> None:
+        """Write a JSON file of the store's extras atomically. Its folders are checked before and after they
+        are created, so a link planted for one of them is refused, never written through; a link in the
+        file's own place is replaced by the file, never followed."""
+        folder, _, name = relative.rpartition("/")
+        if not folder or name in ("", ".", ".."):
+            raise StoreFormatError(f"{relative!r} is not a file in a folder of the store")
+        self.checked(folder).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.checked(folder) / name, data)
+
     # -- locks -----------------------------------------------------------------------------------
     def _lock_file(self, name: str) -> Path:
         """A lock file's path in `locks/`; a link planted there is removed, never opened."""

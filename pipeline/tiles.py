@@ -124,7 +124,10 @@ def writers() -> int:
 
 def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report: TileReport) -> None:
     model = model_on(tile.model, device)
-    write_filters(store, model_dir(tile.model), model)
+    try:
+        write_filters(store, model_dir(tile.model), model)
+    except OSError as error:  # optional: the next tile or run writes it; the units' own writes say more
+        log.warning("filters.png could not be written: %s", error.strerror or error)
     config = RenderConfig.from_dict(tile.settings)
     units = [unit_from_spec(tile.units[i]) for i in todo]
     started = time.perf_counter()
@@ -147,12 +150,15 @@ def _render_and_write(tile: Tile, todo: list[int], device, store: Store, report:
                 report.failed[tile.units[i]] = result.error
             else:
                 pending.append((i, pool.submit(write, i, result, unit_scores)))
-        for i, future in pending:  # in the tile's order; a failed write fails the tile, as before
+        for i, future in pending:  # in the tile's order
             try:
                 future.result()
                 report.rendered.append(tile.units[i])
             except stopping.Stopped as stop:
                 stopped = stop
+            except OSError as error:  # a full disk, a read-only store: this unit failed, with its reason
+                report.failed[tile.units[i]] = f"could not be written: {error.strerror or error}"
+                log.warning("%s: could not be written: %s", tile.units[i], error.strerror or error)
     report.write_s += time.perf_counter() - started
     if stopped is not None:
         raise stopped
