@@ -13,7 +13,8 @@ demo: setup                 ## render the demo atlas and build its gallery into 
 	$(BIN)/featvis run demo
 	@echo "Open the gallery: $(BIN)/featvis site serve --no-build   then http://127.0.0.1:8000/"
 
-test: setup browser         ## run the test suite (CPU, embedded model, real Prefect/MkDocs/Chromium)
+test: setup browser         ## lint, then the test suite (CPU, embedded model, real Prefect/MkDocs/Chromium)
+	$(BIN)/ruff check featvis_core pipeline site tests bench
 	$(BIN)/python -m pytest
 
 setup: $(VENV)/.installed

@@ -19,7 +19,7 @@ from featvis_core import preset, render
 
 render_module = importlib.import_module("featvis_core.render")  # the package's `render` is the function
 
-from .common import model as load_bench_model, unit_sets
+from .common import model as load_bench_model, unit_sets  # noqa: E402 - after the module alias above
 
 warnings.filterwarnings("ignore")
 

@@ -82,7 +82,7 @@ def explain_task(job: ExplainJob) -> int:
     for ident, name, path, relative in job.images:
         found = explain(model, open_rgb(Path(path)), job.layer, job.channels, job.among or None)
 
-        def fill(folder: Path, found=found, ident=ident, name=name) -> dict[str, Any]:
+        def fill(folder: Path, found=found, ident=ident, name=name, relative=relative) -> dict[str, Any]:
             media.write_webp(folder / "view.webp", found.view, quality=88)
             media.write_webp(folder / "saliency.webp", heat_overlay(found.view, found.saliency), quality=88)
             media.write_webp(folder / "smoothgrad.webp", heat_overlay(found.view, found.smoothgrad), quality=88)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -25,12 +30,6 @@ def tiny():
 
     return preset("fast", size=48, steps=24, frames=6, lr=0.1, augment={"zoom": 1.0})
 
-
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATVIS = [sys.executable, "-m", "featvis_pipeline.cli"]

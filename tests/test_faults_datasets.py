@@ -18,7 +18,6 @@ import struct
 import threading
 import zlib
 from collections import Counter
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -225,9 +224,9 @@ def test_only_regular_files_are_opened(tmp_path, outside):
                             "truncated.jpg"])
     for name in ("fifo.png", "passwd.png", "outside.jpg"):  # even when handed one directly
         with pytest.raises(OSError):
-            in_time(lambda: image_id(folder / name), 20)
+            in_time(lambda name=name: image_id(folder / name), 20)
         with pytest.raises(OSError):
-            in_time(lambda: open_rgb(folder / name), 20)
+            in_time(lambda name=name: open_rgb(folder / name), 20)
     assert open_rgb(folder / "outside.jpg", follow=True).size == (40, 36)  # a path the user typed
 
 
@@ -240,7 +239,7 @@ def test_explain_on_bad_images_is_one_line(tmp_path, outside, capsys):
     for name, phrase in [("bomb.png", "decompression bomb"), ("huge.png", "limit"), ("truncated.jpg", ""),
                          ("empty.jpg", "not an image"), ("text.jpg", "not an image"), ("fifo.png", "not a regular file"),
                          ("esc\x1b]0;title\x07\u202ename.png", "not an image"), ("linked-folder", "")]:
-        code = in_time(lambda: main(["explain", str(folder / name), "--out", str(tmp_path / "out")]), 60)
+        code = in_time(lambda name=name: main(["explain", str(folder / name), "--out", str(tmp_path / "out")]), 60)
         captured = capsys.readouterr()
         assert code == 2, (name, captured.err)
         [line] = captured.err.splitlines()

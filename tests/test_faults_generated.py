@@ -20,7 +20,6 @@ Counts per family go to <pytest basetemp>/faults-generated-counts.json (printed 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections import Counter
@@ -271,7 +270,7 @@ def argvs(sandbox: Path) -> st.SearchStrategy:
     text = st.one_of(st.sampled_from(HOSTILE_TEXT), st.text(max_size=12))
     model = st.one_of(st.sampled_from(["efficientnet_lite0", "resnet18", "timm:nope", "os:system", "x:y", "..", ""]), text)
     unit = st.one_of(st.sampled_from(["blocks.4:0", "blocks.4:0-999", "logits:hen", "logits:all", ":", "blocks.4:\x1b"]),
-                     st.builds(lambda l, c: f"{l}:{c}", text, text))
+                     st.builds(lambda layer, c: f"{layer}:{c}", text, text))
     job = st.one_of(st.just("tiny"), text)
     number = st.one_of(st.sampled_from(NUMBERS), st.integers().map(str))
     option = lambda name, values_: st.tuples(st.just(name), values_).map(list)  # noqa: E731

@@ -368,7 +368,7 @@ def test_selectors_parse_or_fail_in_one_line(lite0, lite0_layers):
                                         "99999", "-1", "!all", "@", "1@x/y", "scuba diver", "1,2"]), texts,
                        st.integers(-5, 10**6).map(str))
     layer_names = st.one_of(st.sampled_from(sorted(lite0_layers) + [LOGITS, "", "nope", "blocks.4:0"]), texts)
-    selectors = st.one_of(st.builds(lambda l, ts: f"{l}:{','.join(ts)}", layer_names, st.lists(tokens, min_size=1, max_size=4)),
+    selectors = st.one_of(st.builds(lambda layer, ts: f"{layer}:{','.join(ts)}", layer_names, st.lists(tokens, min_size=1, max_size=4)),
                           st.text(max_size=30))
 
     @settings(PROPERTY, max_examples=EXAMPLES * 5)

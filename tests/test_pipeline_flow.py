@@ -130,7 +130,7 @@ def test_a_user_error_is_not_retried_a_crash_is(prefect_server, monkeypatch):
     for error, attempts in ((FeatvisError("unknown layer 'blocks.99'"), 1), (RuntimeError("worker lost"), 3)):
         calls = []
 
-        def failing(tile, threads=0, error=error):
+        def failing(tile, threads=0, error=error, calls=calls):
             calls.append(tile)
             raise error
 

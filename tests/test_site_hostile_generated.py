@@ -148,7 +148,7 @@ def test_generated_stores_build_inert(tmp_path_factory: pytest.TempPathFactory, 
         assert injected(html) == [], (page, injected(html)[:3])
         assert not re.search(r"""(?:href|src)\s*=\s*["']?\s*javascript:""", html, re.I), page
     for record in site.rglob("unit.json"):  # JSON the browser can parse: no NaN, no Infinity
-        json.loads(record.read_text(encoding="utf-8"), parse_constant=lambda name: pytest.fail(f"{record}: {name}"))
+        json.loads(record.read_text(encoding="utf-8"), parse_constant=lambda name, record=record: pytest.fail(f"{record}: {name}"))
         COUNTS["(unit.json checked)"] += 1
     assert len(pages) >= 11  # every page kind: home, compare, 404, 2 models, 3 layers, 2 logits (1 with dives), explain
     assert any(p.name == "index.html" and p.parent.name == "explain" for p in pages)
