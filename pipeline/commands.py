@@ -38,6 +38,10 @@ def render(args: Namespace) -> int:
     device = devices.resolve(args.device)
     with clock("model load"):
         model = load_model(args.model, device)
+    if model.fixed_size:
+        from featvis_core.probe import size_note
+
+        print(size_note(model))
     units = [unit for selector in args.units for unit in model.units(selector)]
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
     for batch in batches:
@@ -91,6 +95,8 @@ def _render_batches(model, batches, config, folder, scores: bool, clock: "Phases
                 labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
                 if result.error:
                     print(f"{result.unit}: failed: {result.error}", file=sys.stderr)
+                else:
+                    bar.write(f"{result.unit}: activation {result.start:.4g} -> {result.final:.4g}")
             if scores and batch[0].layer == LOGITS:
                 with clock("scores"):
                     _print_scores(model, results, config)
@@ -188,19 +194,26 @@ def _print_scores(model, results, config) -> None:
 def layers(args: Namespace) -> int:
     from featvis_core import load_model
     from featvis_core.models import check_model_name
+    from featvis_core.probe import size_note
     from featvis_core.schedules import MAX_SIZE
 
     check_model_name(args.model)
     if args.size is not None and not 8 <= args.size <= MAX_SIZE:
         raise FeatvisError(f"--size must be between 8 and {MAX_SIZE} px, got {args.size}")
-    if not 1 <= args.depth <= 16:
-        raise FeatvisError(f"--depth must be between 1 and 16, got {args.depth}")
+    if args.depth is not None and not 1 <= args.depth <= 64:
+        raise FeatvisError(f"--depth must be between 1 and 64, got {args.depth}")
     model = load_model(args.model, pretrained=False)
     size = args.size or model.input_size
-    print(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
-    print(f"{'layer':<28}{'channels':>9}  size")
-    for layer in model.layers(size, depth=args.depth):
-        print(f"{layer.name:<28}{layer.channels:>9}  {layer.height}x{layer.width}")
+    if model.fixed_size and size != model.input_size:
+        raise FeatvisError(f"{size_note(model)}; --size {size} cannot be listed")
+    listed = model.layers(size, depth=args.depth)
+    print(f"{model.name}: input {size} px, {model.channels} channel(s) shown as {model.display}, "
+          f"{len(model.classes)} classes (select them as logits:NAME or logits:INDEX); {len(listed)} layers")
+    print(size_note(model))
+    width = max([28] + [len(layer.name) + 2 for layer in listed])
+    print(f"{'layer':<{width}}{'channels':>9}  {'size':<9}layout")
+    for layer in listed:
+        print(f"{layer.name:<{width}}{layer.channels:>9}  {f'{layer.height}x{layer.width}':<9}{layer.layout.describe}")
     return 0
 
 
@@ -229,7 +242,7 @@ def explain(args: Namespace) -> int:
     media.write_png(args.out / "smoothgrad.png", heat_overlay(found.view, found.smoothgrad))
     for (channel, _), heat in zip(found.channels, found.maps):
         media.write_png(args.out / f"{layer}-c{channel:04d}.png", heat_overlay(found.view, heat))
-    print(f"{args.image.name} on {model.name}: top-5")
+    print(f"{args.image.name} on {model.name}: top-{len(found.top5)}")
     for index, name, p in found.top5:
         print(f"  {p:6.1%}  {name} ({index})")
     print(f"most active channels of {layer} (mean activation): "
