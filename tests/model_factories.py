@@ -17,8 +17,15 @@ def vit() -> nn.Module:
     from torchvision.models import VisionTransformer
 
     _seeded()
-    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
-                             num_classes=10)
+    return _live_head(VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                                        mlp_dim=64, num_classes=10))
+
+
+def _live_head(model: nn.Module) -> nn.Module:
+    """torchvision initialises a ViT's head to zeros (every logit 0 for every image, nothing to optimise);
+    random weights instead, as a trained head would have."""
+    nn.init.normal_(model.heads.head.weight, std=0.02)
+    return model
 
 
 def swin() -> nn.Module:
@@ -57,6 +64,10 @@ class GreyNet(nn.Module):
         self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                       nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+        for layer in self.modules():  # He initialisation: random weights that respond to their input
+            if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -113,7 +124,7 @@ def vit_b_16() -> nn.Module:
     from torchvision.models import vit_b_16 as build
 
     _seeded()
-    return build()
+    return _live_head(build())
 
 
 def swin_t() -> nn.Module:
