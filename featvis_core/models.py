@@ -115,7 +115,7 @@ class Classifier:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        return next(self.module.parameters(), next(self.module.buffers(), torch.zeros(()))).device
 
     # -- layers ---------------------------------------------------------------------------------
     @cached_property
@@ -383,17 +383,17 @@ def _plain(name: str, module: nn.Module) -> Classifier:
     if not isinstance(size, int) or isinstance(size, bool):
         size = 224
     channels = input_channels(module)
+    device = next(module.parameters(), next(module.buffers(), torch.zeros(()))).device
     try:
         with torch.no_grad():
-            out = module.eval()(torch.zeros(1, channels, size, size, device=next(module.parameters(), torch.zeros(())).device))
-    except Exception as error:  # noqa: BLE001 - the user's model
+            out = module.eval()(torch.zeros(1, channels, size, size, device=device))
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's model
         raise FeatvisError(f"model {name!r} cannot run on a {channels}-channel {size} px image: {type(error).__name__}: "
                            f"{_first_line(error)}; return a featvis_core.Classifier with its input_size") from None
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise FeatvisError(f"model {name!r} gives {shape} for one image, not 1000 class logits nor any (1, N) class "
-                           "logits; "
-                           "return a featvis_core.Classifier with its classes and input size")
+                           "logits; return a featvis_core.Classifier with its classes and input size")
     count = out.shape[1]
     classes = imagenet_classes() if count == 1000 else [f"class {i}" for i in range(count)]
     mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
@@ -409,15 +409,27 @@ def _check_classifier(name: str, model: Classifier) -> None:
     """One forward pass at the model's input size must give one logit per class."""
     try:
         with torch.no_grad():
-            out = model.module(torch.zeros(1, model.channels, model.input_size, model.input_size,
-                                           device=next(model.module.parameters(), torch.zeros(())).device))
-    except Exception as error:  # noqa: BLE001 - the user's model
+            out = model.module(torch.zeros(2, model.channels, model.input_size, model.input_size, device=model.device))
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's model
         raise FeatvisError(f"model {name!r} cannot run on a {model.channels}-channel {model.input_size} px image: "
                            f"{type(error).__name__}: {_first_line(error)}") from None
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if shape != (1, len(model.classes)):
-        raise FeatvisError(f"model {name!r} gives {shape} for one image, not {len(model.classes)} class logits; "
+    if shape != (2, len(model.classes)):
+        raise FeatvisError(f"model {name!r} gives {shape} for two images, not {len(model.classes)} class logits each; "
                            "return a featvis_core.Classifier with its classes and input size")
+    if not out.dtype.is_floating_point:
+        raise FeatvisError(f"model {name!r} gives {out.dtype} logits, not floating-point numbers")
+    from .probe import other_size
+
+    try:
+        with torch.no_grad():
+            other = model.module(torch.zeros(2, model.channels, *(2 * [other_size(model.input_size)]), device=model.device))
+    except (Exception, SystemExit):  # noqa: BLE001 - a model of one input size (probe.py)
+        return
+    if not isinstance(other, torch.Tensor) or other.shape != out.shape:
+        shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+        raise FeatvisError(f"model {name!r} gives {shape} at {other_size(model.input_size)} px but {tuple(out.shape)} at "
+                           f"{model.input_size} px: its outputs are not class logits")
 
 
 def torchvision_names() -> list[str]:

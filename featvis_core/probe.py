@@ -105,7 +105,7 @@ def _outputs(model: "Classifier", size: int, depth: int) -> dict[str, list[tuple
     try:
         with torch.no_grad():
             model.module(probe_input(model.channels, size, _device(model.module)))
-    except Exception as error:  # noqa: BLE001 - a model that fails at this size is a user error
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a model that fails at this size is a user error
         raise FeatvisError(f"model {model.name!r} cannot run at {size} px: {type(error).__name__}: "
                            f"{_first_line(error)}") from None
     finally:
@@ -132,7 +132,7 @@ def accepts_other_sizes(model: "Classifier") -> bool:
     try:
         with torch.no_grad():
             out = model.module(probe_input(model.channels, other_size(model.input_size), _device(model.module)))
-    except Exception:  # noqa: BLE001 - failing is the answer
+    except (Exception, SystemExit):  # noqa: BLE001 - failing is the answer
         return False
     return isinstance(out, torch.Tensor)
 

@@ -136,7 +136,10 @@ class Setup:
         layer, device = units[0].layer, model.device
         target = None if layer == LOGITS else model.resolve_layer(layer)
         copies, views = config.diversity, config.augment.copies
-        diversity_layer = (target or model.layers()[-1].module) if copies > 1 else None
+        listed = model.layers() if copies > 1 and not target else []
+        if copies > 1 and not target and not listed:
+            raise FeatvisError(f"diversity compares feature maps, and {model.name} lists none")
+        diversity_layer = (target or listed[-1].module) if copies > 1 else None
         layout = _layout(model, target)
         targets = Targets.build(units, copies, device, layout)
         view_targets = Targets.build(units, copies * views, device, layout) if views > 1 else targets

@@ -81,7 +81,7 @@ def _last_in_forward_order(model: nn.Module, modules: Sequence[str], size: int, 
     handles = [lookup[m].register_forward_hook(lambda *_, m=m: order.append(m)) for m in modules]
     try:
         with torch.no_grad():
-            device = next(model.parameters()).device
+            device = next(model.parameters(), torch.zeros(())).device
             model(torch.zeros(1, channels, size, size, device=device))
     finally:
         for handle in handles:

@@ -234,7 +234,10 @@ def explain(args: Namespace) -> int:
     except (OSError, ValueError) as error:
         raise FeatvisError(f"{args.image}: not a readable image ({error})") from None
     model = load_model(args.model)
-    layer = args.layer or model.layers()[-1].name
+    listed = model.layers() if not args.layer else []
+    if not args.layer and not listed:
+        raise FeatvisError(f"model {model.name!r} has no layer that outputs a feature map to explain")
+    layer = args.layer or listed[-1].name
     found = explain_image(model, image, layer, args.channels)
     args.out.mkdir(parents=True, exist_ok=True)
     media.write_png(args.out / "view.png", found.view)
