@@ -101,8 +101,9 @@ class Classifier:
     @property
     def display(self) -> str:
         """How its images are shown: as RGB, grayscale, or their first three channels."""
-        return {3: "rgb", 1: "grayscale"}.get(self.channels, f"first three of {self.channels} channels"
-                                              if self.channels > 3 else f"channel 0 of {self.channels} as grayscale")
+        from .param import shown_as
+
+        return shown_as(self.channels)
 
     @cached_property
     def fixed_size(self) -> bool:

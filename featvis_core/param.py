@@ -44,6 +44,13 @@ def as_rgb(images: torch.Tensor) -> torch.Tensor:
     return images[..., :1, :, :].expand(*images.shape[:-3], 3, *images.shape[-2:])
 
 
+def shown_as(channels: int) -> str:
+    """How `as_rgb` shows images of `channels` channels, in words (meta.json and model cards say it)."""
+    if channels in (1, 3):
+        return "rgb" if channels == 3 else "grayscale"
+    return f"first three of {channels} channels" if channels > 3 else f"channel 0 of {channels} as grayscale"
+
+
 def mix_colours(linear: torch.Tensor, inverse: bool = False) -> torch.Tensor:
     """Map decorrelated channels to RGB (or back): a 3x3 matrix applied to every pixel."""
     matrix = COLOUR_MIX.to(linear.device, linear.dtype)

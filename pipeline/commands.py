@@ -184,7 +184,7 @@ def _print_scores(model, results, config) -> None:
     from featvis_core import load_model
     from featvis_core.scores import seen_size, unit_quality
 
-    judge = load_model("efficientnet_lite1", model.device)
+    judge = load_model("efficientnet_lite1", model.device) if model.channels == 3 and len(model.classes) == 1000 else None
     images = torch.stack([r.image for r in results])
     scores = unit_quality(images, [r.unit.index for r in results], seen_size(config), model, judge)
     for result, score in zip(results, scores):

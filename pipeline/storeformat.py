@@ -258,6 +258,7 @@ class LayerCard(Record):
     channels: Count | None = None
     height: Count | None = None
     width: Count | None = None
+    layout: Literal["nchw", "nhwc", "tokens", "tokens+cls"] | None = None
 
 
 class ModelCard(Record):
@@ -273,6 +274,9 @@ class ModelCard(Record):
     input_size: Count | None = None
     mean: list[float] | None = Field(None, max_length=16)
     std: list[float] | None = Field(None, max_length=16)
+    input_channels: Annotated[int, Field(ge=1, le=16)] | None = None
+    shown_as: Text = "rgb"  # how images of input_channels channels are shown: grayscale, the first three...
+    fixed_size: bool | None = None
 
 
 def explain(error: ValidationError) -> str:

@@ -185,3 +185,22 @@ def test_timm_vit_when_installed():
     assert block.layout.kind == TOKENS and block.layout.prefix == 1
     [result] = render(model, model.units("blocks.1:3"), tiny())
     assert result.final > result.start
+
+
+def test_forward_stops_at_the_target_vit_block(vit):
+    """The truncation hook (truncate.py) stops a ViT after the target encoder block: later blocks and the
+    head never run while a block-0 unit renders."""
+    from featvis_core.fastnet import render_network
+
+    ran: list[str] = []
+    [result] = render(vit, vit.units("encoder.layers.encoder_layer_0:1"), tiny(steps=2))  # builds the render copy
+    network = render_network(vit, vit.module, ["encoder.layers.encoder_layer_0"], vit.input_size)
+    handles = [network.get_submodule(p).register_forward_hook(lambda *_, p=p: ran.append(p))
+               for p in ("encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1", "heads")]
+    try:
+        render(vit, vit.units("encoder.layers.encoder_layer_0:1"), tiny(steps=3))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert "encoder.layers.encoder_layer_0" in ran
+    assert "encoder.layers.encoder_layer_1" not in ran and "heads" not in ran, set(ran)
