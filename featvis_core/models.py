@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .errors import FeatvisError
-from .probe import NCHW, TOKENS, Layout, accepts_other_sizes, layer_shapes
+from .probe import NCHW, TOKENS, Layout, _first_line, accepts_other_sizes, layer_shapes
 from .units import LOGITS, Kind, Unit, parse_selector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -399,11 +399,6 @@ def _plain(name: str, module: nn.Module) -> Classifier:
     classes = imagenet_classes() if count == 1000 else [f"class {i}" for i in range(count)]
     mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
     return Classifier(name, module, mean, std, size, min(32, size), classes, source="entrypoint", channels=channels)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0][:200] if lines else ""
 
 
 def _check_classifier(name: str, model: Classifier) -> None:

@@ -8,8 +8,7 @@ import re
 import pytest
 import torch
 
-import model_factories
-from featvis_core import Classifier, FeatvisError, RenderConfig, load_model, render
+from featvis_core import Classifier, FeatvisError, RenderConfig, render
 from featvis_core.models import _entrypoint
 from featvis_core.probe import NCHW, NHWC, TOKENS, Layout
 from featvis_core.units import Kind, parse_selector, unit_from_spec
