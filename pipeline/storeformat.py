@@ -43,7 +43,7 @@ MAX_CARD_BYTES = 16 << 20
 
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"  # one folder name: never '.', '..', hidden or with a slash
 NAME = re.compile(_NAME)
-SLUG = re.compile(r"(?:c|k|neg)\d{4,9}|n\d{4,9}(?:-x\d{1,6}-y\d{1,6})?|d[0-9a-f]{12}|dream")
+SLUG = re.compile(r"(?:c|k|t|neg)\d{4,9}|n\d{4,9}(?:-x\d{1,6}-y\d{1,6})?|d[0-9a-f]{12}|dream")
 UNIT_FOLDER = re.compile(rf"(?P<slug>{SLUG.pattern})@(?P<key12>[0-9a-f]{{12}})")
 FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})?")
 JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")

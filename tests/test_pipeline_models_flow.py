@@ -59,20 +59,28 @@ def test_vit_job_lands_in_the_store(vit_store: Path) -> None:
     assert meta["kind"] == "token" and meta["shown_as"] == "rgb" and len(history) == 6
 
 
-def test_vit_pages_in_the_browser(vit_store: Path, tmp_path_factory, page) -> None:
+@pytest.fixture(scope="module")
+def vit_site(vit_store: Path, tmp_path_factory):
+    """The gallery of the ViT store, served on loopback (set up before, and closed after, each page)."""
     report = build_site(vit_store, tmp_path_factory.mktemp("vit-site") / "site")
-    atlas = read_store(vit_store)
+    with serve_in_thread(report.site_dir) as url:
+        yield read_store(vit_store), url
+
+
+def test_vit_pages_in_the_browser(vit_site, page) -> None:
+    atlas, url = vit_site
     [model] = atlas.models
     names = {layer.name for layer in model.layers}
     assert {"encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1.mlp.1", "logits"} <= names
-    with serve_in_thread(report.site_dir) as url:
-        page.goto(url + page_url(layer_page(model.name, "encoder.layers.encoder_layer_1")))
-        p = page.page
-        assert p.locator("a.fv-cell").count() == 3
-        p.locator("a.fv-cell").first.click()
-        p.wait_for_selector("dialog.fv-lightbox[open]", timeout=5000)
-        assert p.evaluate("document.querySelector('.fv-lb-img').naturalWidth") > 0
-        p.keyboard.press("Escape")
-        page.goto(url + page_url(layer_page(model.name, "logits")))
-        assert p.locator("a.fv-cell").count() == 3
-        assert "class 2" in p.content()
+    page.goto(url + page_url(layer_page(model.name, "encoder.layers.encoder_layer_1")))
+    p = page.page
+    assert p.locator("a.fv-cell").count() == 3
+    p.locator("a.fv-cell").first.click()
+    p.wait_for_selector("dialog.fv-lightbox[open]", timeout=5000)
+    p.wait_for_function("() => { const i = document.querySelector('.fv-lb-img');"
+                        " return i && i.complete && i.naturalWidth > 0; }", timeout=10000)
+    p.keyboard.press("Escape")
+    page.goto(url + page_url(layer_page(model.name, "logits")))
+    assert p.locator("a.fv-cell").count() == 3
+    assert "class 2" in p.content()
+    p.wait_for_load_state("networkidle")
