@@ -8,8 +8,13 @@ public layer names. Four sources:
 * any torchvision classifier by its ``get_model`` name, with its default weights (downloaded by
   torchvision on the user's machine);
 * ``timm:<name>`` when timm is installed;
-* ``package.module:factory``: a user's own model. The factory returns an ``nn.Module`` (ImageNet
-  normalisation and classes assumed) or a ready `Classifier`.
+* ``package.module:factory``: a user's own model. The factory returns a ready `Classifier` or a plain
+  ``nn.Module`` returning ``(batch, N)`` logits: its input channels are its first convolution's, its input
+  size and normalisation timm's ``pretrained_cfg`` or torchvision's ``image_size`` (else 224 px and
+  ImageNet's), its classes ImageNet's for N = 1000 and ``class 0 .. N-1`` otherwise.
+
+Any class count, input size and input channel count (grayscale, multispectral) works; `probe.py` finds
+once whether the model accepts other sizes than its own and how each layer lays out its channels.
 """
 
 from __future__ import annotations
