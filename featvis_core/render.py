@@ -105,7 +105,7 @@ def _check_units(model: Classifier, units: Sequence[Unit], config: RenderConfig)
     layers = {u.layer for u in units}
     if len(layers) > 1:
         raise FeatvisError(f"one batch renders one target layer, got {', '.join(sorted(layers))}")
-    if config.final_size < model.min_size:
+    if config.final_size < model.min_size and not model.fixed_size:  # a fixed-size model sees every view resampled
         raise FeatvisError(f"image size {config.final_size} px is below {model.name}'s minimum of {model.min_size} px")
     return layers.pop()
 
