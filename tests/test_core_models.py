@@ -203,3 +203,21 @@ def test_forward_stops_at_the_target_vit_block(vit):
             handle.remove()
     assert "encoder.layers.encoder_layer_0" in ran
     assert "encoder.layers.encoder_layer_1" not in ran and "heads" not in ran, set(ran)
+
+
+def test_dataset_examples_and_circuits_read_each_layout(vit, swin):
+    """Dataset-example scores and circuit attributions are per channel on token and channels-last layers
+    too (the channel axis found by the probe), and photos reach a grayscale model as luma."""
+    from featvis_core.circuits import attribution
+    from featvis_core.examples import scan
+
+    photos = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    tops = scan(vit, [(torch.arange(3), photos)], ["encoder.layers.encoder_layer_1", "logits"], k=2, bottom=1)
+    assert tops["encoder.layers.encoder_layer_1"].top_values.shape == (32, 2)
+    tops = scan(swin, [(torch.arange(3), photos)], ["features.1"], k=2, bottom=1)
+    assert tops["features.1"].top_values.shape == (16, 2)  # 16 channels, not the 8 rows of its 8x8 grid
+    rows = attribution(vit, "encoder.layers.encoder_layer_1", "encoder.layers.encoder_layer_0", photos[:2], [0, 5])
+    assert rows.shape == (2, 32) and torch.isfinite(rows).all()
+    grey = _entrypoint("model_factories:grey")
+    tops = scan(grey, [(torch.arange(3), photos)], ["features.3"], k=2, bottom=1)
+    assert tops["features.3"].top_values.shape == (16, 2)
