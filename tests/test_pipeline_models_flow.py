@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from featvis_site.build import build_site
-from featvis_site.layout import layer_page, page_url
+from featvis_site.layout import layer_page, model_page, page_url
 from featvis_site.serve import serve_in_thread
 from featvis_site.store_reader import read_store
 
@@ -29,6 +29,11 @@ jobs:
     layers: {{"encoder.layers.*": [0, "1@1/1", "2@cls"], "encoder.layers.*.mlp.1": [3]}}
     logits: [0, 1, 2]
     scores: true
+  grey:
+    model: model_factories:grey
+    layers: {{features.3: [0, "1@"]}}
+    logits: [4]
+    scores: true
 """
 
 
@@ -42,6 +47,27 @@ def vit_store(prefect_server, tmp_path_factory) -> Path:
     summary = atlas(job="vit", flows=str(flows))
     assert summary["rendered"] == 2 * 3 + 2 + 3 and summary["failed"] == 0, summary
     return root / "store"
+
+
+def test_grayscale_job_says_how_its_images_are_shown(vit_store: Path) -> None:
+    """A 1-channel, 10-class model through the same flow: its images are stored as grayscale PNGs, its meta
+    and model card say so, and its logit is scored by itself only (ImageNet's judge has other classes)."""
+    import numpy as np
+    from PIL import Image
+
+    from featvis_pipeline.flows import atlas
+
+    summary = atlas(job="grey", flows=str(vit_store.parent / "flows.yaml"))
+    assert summary["rendered"] == 3 and summary["failed"] == 0, summary
+    data = json.loads((vit_store / "manifests" / "grey.json").read_text())
+    card = json.loads((vit_store / "model_factories-grey" / "model.json").read_text())
+    assert card["input_channels"] == 1 and card["shown_as"] == "grayscale" and len(card["classes"]) == 10
+    logit = next(u for u in data["units"] if u["unit"] == "logits:4")
+    meta = json.loads((vit_store / logit["path"] / "meta.json").read_text())
+    assert meta["channels"] == 1 and meta["shown_as"] == "grayscale"
+    assert "self_top1" in meta["scores"] and not any(k.startswith("lite1") for k in meta["scores"])
+    pixels = np.asarray(Image.open(vit_store / logit["path"] / "image.png").convert("RGB"), dtype=np.int16)
+    assert (pixels[..., 0] == pixels[..., 2]).all()
 
 
 def test_vit_job_lands_in_the_store(vit_store: Path) -> None:
@@ -69,7 +95,7 @@ def vit_site(vit_store: Path, tmp_path_factory):
 
 def test_vit_pages_in_the_browser(vit_site, page) -> None:
     atlas, url = vit_site
-    [model] = atlas.models
+    [model] = [m for m in atlas.models if m.name.endswith("vit")]
     names = {layer.name for layer in model.layers}
     assert {"encoder.layers.encoder_layer_0", "encoder.layers.encoder_layer_1.mlp.1", "logits"} <= names
     page.goto(url + page_url(layer_page(model.name, "encoder.layers.encoder_layer_1")))
@@ -84,3 +110,8 @@ def test_vit_pages_in_the_browser(vit_site, page) -> None:
     assert p.locator("a.fv-cell").count() == 3
     assert "class 2" in p.content()
     p.wait_for_load_state("networkidle")
+    grey = [m for m in atlas.models if m.name.endswith("grey")]
+    if grey:  # the grayscale job ran first: its model page says how its images are shown
+        page.goto(url + page_url(model_page(grey[0].name)))
+        assert "1, shown as grayscale" in p.content()
+        p.wait_for_load_state("networkidle")
