@@ -31,6 +31,8 @@ def attribution(model: Classifier, layer: str, previous: str, inputs: torch.Tens
     device = model.device
     target = None if layer == LOGITS else model.resolve_layer(layer)
     source = model.resolve_layer(previous)
+    source_layout = model.layer(previous).layout  # probe.py: NCHW, channels-last or tokens
+    target_layout = model.layer(layer).layout if target else None
     bf16 = fast_bfloat16(device)
     net = render_network(model, model.module, [m for m in (source, target) if m], model.input_size,
                          torch.bfloat16 if bf16 else torch.float32)
@@ -49,13 +51,13 @@ def attribution(model: Classifier, layer: str, previous: str, inputs: torch.Tens
                 chunk = inputs[start:start + batch].to(device)
                 index = torch.as_tensor(list(units[start:start + batch]), device=device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    out = run(model.normalise(chunk).contiguous(memory_format=torch.channels_last))[target or ""]
+                    out = run(model.normalise(model.from_rgb(chunk)).contiguous(memory_format=torch.channels_last))[target or ""]
                 out = out.float()
-                values = out.mean(dim=(2, 3)) if out.ndim == 4 else out
+                values = target_layout.as_map(out).mean(dim=(2, 3)) if target_layout else out
                 score = values.gather(1, index[:, None]).sum()
                 activation = leaf["out"]
                 (grad,) = torch.autograd.grad(score, activation)
-                rows.append((activation.float() * grad.float()).sum(dim=(2, 3)).detach().cpu())
+                rows.append(source_layout.as_map(activation.float() * grad.float()).sum(dim=(2, 3)).detach().cpu())
     finally:
         handle.remove()
     return torch.cat(rows) if rows else torch.zeros(0, 0)

@@ -311,16 +311,17 @@ def scan(model: Classifier, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
     device = model.device
     targets = {layer: (None if layer == LOGITS else model.resolve_layer(layer)) for layer in layers}
     modules = [m for m in targets.values() if m]
+    layouts = {layer: model.layer(layer).layout for layer, module in targets.items() if module}  # NHWC, tokens
     # fp32 on the folded copy: these scores are stored and compared across shards and runs, and bf16's
     # 3 significant digits reorder near ties (on this CPU bf16 would be only ~20 % faster)
     net = render_network(model, model.module, modules, model.input_size, torch.float32)
     tops: dict[str, RunningTopK] = {}
     with torch.inference_mode(), capture(net, modules, LOGITS in targets, model.input_size) as run:
         for ids, images in batches:
-            inputs = model.normalise(images.to(device)).contiguous(memory_format=torch.channels_last)
+            inputs = model.normalise(model.from_rgb(images.to(device))).contiguous(memory_format=torch.channels_last)
             outputs = run(inputs)
             for layer, module in targets.items():
-                scores = layer_scores(outputs[module or ""])
+                scores = layer_scores(layouts[layer].as_map(outputs[module]) if module else outputs[""])
                 if layer not in tops:
                     tops[layer] = RunningTopK(scores.shape[1], k, bottom)
                 tops[layer].update(scores, ids)

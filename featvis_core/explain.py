@@ -28,7 +28,7 @@ class Explanation:
     """Everything `explain` found about one image. Tensors are on the CPU."""
 
     view: torch.Tensor  # (3, S, S) in [0, 1]: what the model saw
-    top5: list[tuple[int, str, float]]  # (class, name, probability)
+    top5: list[tuple[int, str, float]]  # (class, name, probability): the top five, or every class of a smaller model
     saliency: torch.Tensor  # (S, S) in [0, 1], vanilla gradient
     smoothgrad: torch.Tensor  # (S, S) in [0, 1]
     layer: str
@@ -60,7 +60,7 @@ def saliency_maps(model: Classifier, view: torch.Tensor, target: int, samples: i
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            return net(model.normalise(x).contiguous(memory_format=torch.channels_last)).float()
+            return net(model.normalise(model.from_rgb(x)).contiguous(memory_format=torch.channels_last)).float()
 
     x = view.unsqueeze(0).to(device).requires_grad_(True)
     saliency = Saliency(forward)
@@ -73,10 +73,10 @@ def saliency_maps(model: Classifier, view: torch.Tensor, target: int, samples: i
 
 @torch.no_grad()
 def predictions(model: Classifier, views: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
-    """Top-k (class, name, probability) for each view of a (B, 3, S, S) batch."""
-    logits = model.module(model.normalise(views.to(model.device))).float()
+    """Top-k (class, name, probability) for each view of a (B, 3, S, S) batch (k at most the class count)."""
+    logits = model.module(model.normalise(model.from_rgb(views.to(model.device)))).float()
     probs = logits.softmax(dim=1)
-    values, indices = probs.topk(k, dim=1)
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
     return [[(int(i), str(model.classes[int(i)]), float(v)) for v, i in zip(vs, ix)] for vs, ix in zip(values, indices)]
 
 
@@ -86,8 +86,10 @@ def activation_maps(model: Classifier, view: torch.Tensor, layer: str, count: in
     """The `count` channels of `layer` with the highest mean activation on the view (only channels in
     `among`, when given) and their activation maps, scaled together to [0, 1]."""
     module = model.resolve_layer(layer)
-    with capture(model.module, [module], logits=False, probe_size=model.input_size) as run:
-        activation = run(model.normalise(view.unsqueeze(0).to(model.device)))[module][0].float().cpu()
+    layout = model.layer(layer).layout
+    with capture(model.module, [module], logits=False, probe_size=model.input_size, channels=model.channels) as run:
+        output = run(model.normalise(model.from_rgb(view.unsqueeze(0).to(model.device))))[module]
+        activation = layout.as_map(output)[0].float().cpu()
     means = activation.mean(dim=(1, 2))
     candidates = torch.tensor(sorted(set(among)), dtype=torch.long) if among is not None else torch.arange(len(means))
     candidates = candidates[candidates < len(means)]

@@ -129,11 +129,12 @@ def _replace(module: nn.Module, path: str, new: nn.Module) -> None:
     setattr(module.get_submodule(parent) if parent else module, name, new)
 
 
-def fused_copy(module: nn.Module, keep: Sequence[str], size: int, fp32_strided_depthwise: bool = False) -> nn.Module:
+def fused_copy(module: nn.Module, keep: Sequence[str], size: int, fp32_strided_depthwise: bool = False,
+               channels: int = 3) -> nn.Module:
     """A deep copy with batch norm and padding folded, leaving the outputs of `keep` unchanged."""
-    device = next(module.parameters()).device
+    device = next(module.parameters(), torch.zeros(())).device
     fused = copy.deepcopy(module)
-    probe = torch.zeros(1, 3, size, size, device=device)
+    probe = torch.zeros(1, channels, size, size, device=device)
     pairs = [(c, b) for c, b in conv_bn_pairs(fused, probe) if c not in keep]
     fold_batchnorm(fused, pairs)
     fold_padding(fused, keep)
@@ -143,10 +144,10 @@ def fused_copy(module: nn.Module, keep: Sequence[str], size: int, fp32_strided_d
 
 
 @torch.no_grad()
-def agrees(original: nn.Module, fused: nn.Module, paths: Sequence[str], size: int) -> bool:
+def agrees(original: nn.Module, fused: nn.Module, paths: Sequence[str], size: int, channels: int = 3) -> bool:
     """Do the two networks give the same outputs at `paths` and at the output, on a random probe?"""
-    device = next(original.parameters()).device
-    x = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    device = next(original.parameters(), torch.zeros(())).device
+    x = torch.rand(2, channels, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     x = x.contiguous(memory_format=torch.channels_last)
 
     def outputs(net: nn.Module) -> list[torch.Tensor]:
@@ -172,12 +173,14 @@ def render_network(owner: object, module: nn.Module, keep: Sequence[str], size: 
     itself when folding would change an output. A bf16 copy spares autocast re-casting every weight at
     every step."""
     keep = tuple(sorted(p for p in keep if p))
-    device = next(module.parameters()).device
+    device = next(module.parameters(), torch.zeros(())).device
     cache = _CACHE.setdefault(owner, {})
     key = (keep, str(device), id(module), dtype)
     if key not in cache:
-        fused = fused_copy(module, keep, size, fp32_strided_depthwise=dtype != torch.float32 and device.type == "cpu")
-        if not agrees(module, fused, keep, size):
+        channels = getattr(owner, "channels", 3)
+        fused = fused_copy(module, keep, size, fp32_strided_depthwise=dtype != torch.float32 and device.type == "cpu",
+                           channels=channels)
+        if not agrees(module, fused, keep, size, channels):
             fused = module
         elif dtype != torch.float32:
             fused = fused.to(dtype)

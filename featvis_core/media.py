@@ -1,6 +1,6 @@
 """Writers for the files a rendered unit becomes: PNG, WebP, animated WebP and H.264 MP4.
 
-Images are (3, H, W) float tensors in [0, 1]; animations are (T, H, W, 3) uint8 tensors or arrays.
+Images are (C, H, W) float tensors (shown as RGB: grayscale or the first three channels) in [0, 1]; animations are (T, H, W, 3) uint8 tensors or arrays.
 H.264 in yuv420p needs even sides: odd frames are padded by repeating their last row/column (never
 rescaled to a multiple of 16, as some writers silently do).
 """
@@ -15,6 +15,10 @@ from PIL import Image
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
+    """An RGB picture of a (C, H, W) image: grayscale for one channel, the first three of more (param.as_rgb)."""
+    from .param import as_rgb
+
+    image = as_rgb(image)
     array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(array)
 

@@ -8,8 +8,13 @@ public layer names. Four sources:
 * any torchvision classifier by its ``get_model`` name, with its default weights (downloaded by
   torchvision on the user's machine);
 * ``timm:<name>`` when timm is installed;
-* ``package.module:factory``: a user's own model. The factory returns an ``nn.Module`` (ImageNet
-  normalisation and classes assumed) or a ready `Classifier`.
+* ``package.module:factory``: a user's own model. The factory returns a ready `Classifier` or a plain
+  ``nn.Module`` returning ``(batch, N)`` logits: its input channels are its first convolution's, its input
+  size and normalisation timm's ``pretrained_cfg`` or torchvision's ``image_size`` (else 224 px and
+  ImageNet's), its classes ImageNet's for N = 1000 and ``class 0 .. N-1`` otherwise.
+
+Any class count, input size and input channel count (grayscale, multispectral) works; `probe.py` finds
+once whether the model accepts other sizes than its own and how each layer lays out its channels.
 """
 
 from __future__ import annotations
@@ -18,9 +23,8 @@ import difflib
 import hashlib
 import importlib
 import inspect
-import re
+import math
 import sys
-import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -30,7 +34,8 @@ import torch
 from torch import nn
 
 from .errors import FeatvisError
-from .units import LOGITS, Unit, parse_selector
+from .probe import NCHW, TOKENS, Layout, _first_line, accepts_other_sizes, layer_shapes
+from .units import LOGITS, Kind, Unit, parse_selector
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -39,13 +44,15 @@ EMBEDDED = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One renderable layer: its public name, module path, channel count and spatial size."""
+    """One renderable layer: its public name, module path, channel count, spatial size (the token grid for
+    token layers) and how its output holds them (probe.py)."""
 
     name: str
     module: str
     channels: int
     height: int
     width: int
+    layout: Layout = Layout()
 
 
 @dataclass(eq=False)
@@ -61,16 +68,52 @@ class Classifier:
     classes: Sequence[str] = field(default_factory=lambda: imagenet_classes())
     source: str = "entrypoint"
     weights_id: str | None = None  # names the weights (e.g. their download URL) when known up front
+    channels: int = 0  # input channels; 0: the first convolution's (3 without one)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.module, nn.Module):
+            raise FeatvisError(f"model {self.name!r}: module is {type(self.module).__name__}, not an nn.Module")
         self.module.eval().requires_grad_(False)
+        self.channels = self.channels or input_channels(self.module)
+        self.classes = class_names(self.name, self.classes)
+        self.mean, self.std = (_per_channel(self.name, what, values, self.channels)
+                               for what, values in (("mean", self.mean), ("std", self.std)))
+        if any(v == 0 for v in self.std):
+            raise FeatvisError(f"model {self.name!r}: std must not be 0")
+        if not isinstance(self.input_size, int) or isinstance(self.input_size, bool) or not 8 <= self.input_size <= 4096:
+            raise FeatvisError(f"model {self.name!r}: input_size must be a whole number of pixels, 8-4096, "
+                               f"got {self.input_size!r}")
+        self.min_size = min(self.min_size, self.input_size)
 
     # -- input ----------------------------------------------------------------------------------
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """Map images in [0, 1] to the model's input space."""
-        mean = torch.as_tensor(self.mean, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-        std = torch.as_tensor(self.std, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        shape = (1, self.channels, 1, 1)
+        mean = torch.as_tensor(self.mean, device=images.device, dtype=images.dtype).view(shape)
+        std = torch.as_tensor(self.std, device=images.device, dtype=images.dtype).view(shape)
         return (images - mean) / std
+
+    def from_rgb(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB photos (B, 3, H, W) as this model's input channels: as is, or their luma for a grayscale
+        model; a multispectral model has no RGB equivalent."""
+        if self.channels == 3:
+            return images
+        if self.channels == 1:
+            weights = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype)
+            return torch.einsum("c,bchw->bhw", weights, images).unsqueeze(1)
+        raise FeatvisError(f"model {self.name!r} takes {self.channels}-channel images: photos (RGB) cannot be shown to it")
+
+    @property
+    def display(self) -> str:
+        """How its images are shown: as RGB, grayscale, or their first three channels."""
+        from .param import shown_as
+
+        return shown_as(self.channels)
+
+    @cached_property
+    def fixed_size(self) -> bool:
+        """Does the model accept only its own input size? Probed once (probe.py)."""
+        return not accepts_other_sizes(self)
 
     def to(self, device: torch.device | str) -> "Classifier":
         self.module.to(device)
@@ -78,7 +121,7 @@ class Classifier:
 
     @property
     def device(self) -> torch.device:
-        return next(self.module.parameters()).device
+        return next(self.module.parameters(), next(self.module.buffers(), torch.zeros(()))).device
 
     # -- layers ---------------------------------------------------------------------------------
     @cached_property
@@ -109,16 +152,48 @@ class Classifier:
     def public_name(self, module_path: str) -> str:
         return ".".join(part.lstrip("_") or part for part in module_path.split("."))
 
-    def layers(self, size: int | None = None, depth: int = 2) -> list[LayerInfo]:
-        """Layers worth rendering, in forward order: modules up to `depth` dots deep that run once per
-        forward pass and output a 4-D feature map. Any deeper module path can still be rendered."""
-        return list(self._probe(size or self.input_size, depth))
+    def layers(self, size: int | None = None, depth: int | None = None) -> list[LayerInfo]:
+        """Layers worth rendering, in forward order: modules that run once per forward pass and output a
+        feature map (NCHW or channels-last) or a token grid. With `depth`, every such module up to `depth`
+        dots deep. Without, those up to 2 dots deep, plus, as deep as the model nests, the blocks of a
+        stack (a child of a Sequential or ModuleList among siblings of its type) and the MLP hidden units
+        (the activation after a Linear) of token and channels-last layers: a ViT's
+        `encoder.layers.encoder_layer_7` and `encoder.layers.encoder_layer_7.mlp.1`. Any module path can
+        still be rendered by name."""
+        size = size or self.input_size
+        if depth is not None:
+            return list(self._probe(size, depth))
+        deepest = max((path.count(".") + 1 for path, _ in self.module.named_modules()), default=1)
+        listed = []
+        for info in self._probe(size, max(2, deepest)):
+            if info.module.count(".") < 2 or (info.layout.kind != NCHW and self._worth_listing(info.module)):
+                listed.append(info)
+        return listed
+
+    def _worth_listing(self, path: str) -> bool:
+        parent_path, _, name = path.rpartition(".")
+        parent = self.module.get_submodule(parent_path)
+        module = parent.get_submodule(name)
+        if not isinstance(parent, (nn.Sequential, nn.ModuleList)):
+            return False
+        children = list(parent.children())
+        at = next(i for i, child in enumerate(children) if child is module)
+        if at and isinstance(children[at - 1], nn.Linear) and not isinstance(module, (nn.Linear, nn.LayerNorm)) \
+                and not module.__class__.__name__.startswith("Dropout"):
+            return True  # an MLP's hidden activation
+        return sum(type(child) is type(module) for child in children) >= 2 and not isinstance(module, nn.Linear)
 
     def units(self, selector: str) -> list[Unit]:
         """The units a selector names in this model (``blocks.10:0-7``, ``logits:hen,8``; see units.py)."""
         layer = selector.strip().rpartition(":")[0]
-        count = len(self.classes) if layer == LOGITS else self.layer(layer).channels if layer else 0
-        return parse_selector(selector, count, self.class_index)
+        info = self.layer(layer) if layer and layer != LOGITS else None
+        count = len(self.classes) if layer == LOGITS else info.channels if info else 0
+        units = parse_selector(selector, count, self.class_index)
+        if info is not None and any(u.kind is Kind.TOKEN for u in units) and not (
+                info.layout.kind == TOKENS and info.layout.prefix):
+            raise FeatvisError(f"layer {layer!r} of {self.name!r} has no class token ({info.layout.describe}); "
+                               "@cls needs a ViT block's tokens")
+        return units
 
     def layer(self, name: str, size: int | None = None) -> LayerInfo:
         """Channel count and spatial size of one layer (any depth) at an input size."""
@@ -129,7 +204,8 @@ class Classifier:
         raise FeatvisError(f"layer {name!r} of {self.name!r} does not output a feature map")
 
     def _probe(self, size: int, depth: int) -> tuple[LayerInfo, ...]:
-        return _probe_layers(self, size, depth)
+        return tuple(LayerInfo(self.public_name(path), path, shape.channels, shape.height, shape.width, shape.layout)
+                     for path, shape in layer_shapes(self, size, depth).items())
 
     # -- classes --------------------------------------------------------------------------------
     def class_index(self, label: str | int) -> int:
@@ -164,7 +240,7 @@ class Classifier:
         return digest.hexdigest()[:16]
 
     def first_conv_weights(self) -> torch.Tensor | None:
-        """Weights of the first convolution with 3 input channels (for the filter-grid page)."""
+        """Weights of the first convolution with 3 input channels (for the filter-grid page, RGB tiles)."""
         for module in self.module.modules():
             if isinstance(module, nn.Conv2d) and module.in_channels == 3:
                 return module.weight.detach().float().cpu()
@@ -172,44 +248,43 @@ class Classifier:
 
 
 
-def _is_plumbing(module: nn.Module) -> bool:
-    """Padding, identity, dropout, flatten: modules that only move data, never worth an atlas page."""
-    return re.fullmatch(r"\w*Pad[123]d|Identity|Dropout\w*|Flatten", type(module).__name__) is not None
+def input_channels(module: nn.Module) -> int:
+    """Input channels of a model: those of its first convolution (3 when it has none)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Conv1d, nn.Conv3d)):
+            return layer.in_channels
+    return 3
 
-# Probes per model object (and input size, depth); forgotten with the model.
-_PROBE_CACHE: "weakref.WeakKeyDictionary[Classifier, dict[tuple[int, int], tuple[LayerInfo, ...]]]" = weakref.WeakKeyDictionary()
+
+def class_names(name: str, classes: Sequence) -> list[str]:
+    """Class names as strings (integers are written out); at least one class."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
+        raise FeatvisError(f"model {name!r}: classes must be a list of names, got {type(classes).__name__}")
+    if not classes:
+        raise FeatvisError(f"model {name!r} has no classes: a classifier needs at least one output")
+    names = []
+    for label in classes:
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise FeatvisError(f"model {name!r}: class names must be text or whole numbers, got {type(label).__name__}")
+        names.append(str(label))
+    return names
 
 
-def _probe_layers(model: Classifier, size: int, depth: int) -> tuple[LayerInfo, ...]:
-    """Run one forward pass on a grey image and record every module's output shape and call count."""
-    probes = _PROBE_CACHE.setdefault(model, {})
-    if (size, depth) in probes:
-        return probes[(size, depth)]
-    calls: dict[str, list[tuple[int, ...]]] = {}
-    handles = []
-    for path, module in model.module.named_modules():
-        if path and path.count(".") < depth and not _is_plumbing(module):
-            def hook(_m, _i, out, path=path):
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-                calls.setdefault(path, []).append(shape)
-            handles.append(module.register_forward_hook(hook))
+def _per_channel(name: str, what: str, values, channels: int) -> tuple[float, ...]:
+    """`mean`/`std` as one float per input channel; one value serves a one-channel model."""
     try:
-        with torch.no_grad():
-            device = model.device
-            model.module(torch.full((1, 3, size, size), 0.0, device=device))
-    except Exception as error:  # noqa: BLE001 - a model that fails at this size is a user error
-        raise FeatvisError(f"model {model.name!r} cannot run at {size} px: {error}") from None
-    finally:
-        for handle in handles:
-            handle.remove()
-    infos = tuple(
-        LayerInfo(model.public_name(path), path, shape[1], shape[2], shape[3])
-        for path, shapes in calls.items()
-        for shape in shapes[:1]
-        if len(shapes) == 1 and len(shape) == 4
-    )
-    probes[(size, depth)] = infos
-    return infos
+        numbers = tuple(float(v) for v in (values if isinstance(values, Sequence) and not isinstance(values, str)
+                                           else [values]))
+    except (TypeError, ValueError):
+        raise FeatvisError(f"model {name!r}: {what} must be numbers, got {values!r}"[:300]) from None
+    if numbers in (IMAGENET_MEAN, IMAGENET_STD) and channels != 3:  # the default, for a model that is not RGB
+        numbers = (sum(numbers) / 3,) * channels
+    if len(numbers) != channels:
+        raise FeatvisError(f"model {name!r}: {what} has {len(numbers)} value(s) but the model takes {channels} "
+                           f"input channel(s)")
+    if not all(math.isfinite(v) for v in numbers):
+        raise FeatvisError(f"model {name!r}: {what} must be finite numbers")
+    return numbers
 
 
 def imagenet_classes() -> list[str]:
@@ -300,24 +375,62 @@ def _entrypoint(name: str) -> Classifier:
         raise FeatvisError(f"model factory {name!r} failed: {type(error).__name__}: {error}") from None
     if not isinstance(made, (Classifier, nn.Module)):
         raise FeatvisError(f"model factory {name!r} returned {type(made).__name__}, not an nn.Module")
-    model = made if isinstance(made, Classifier) else Classifier(name, made, source="entrypoint")
+    model = made if isinstance(made, Classifier) else _plain(name, made)
     _check_classifier(name, model)
     return model
+
+
+def _plain(name: str, module: nn.Module) -> Classifier:
+    """A bare `nn.Module` as a Classifier: input channels from its first convolution, input size and
+    normalisation from timm's `pretrained_cfg` or a torchvision `image_size` attribute (else 224 px and
+    ImageNet's), and one class per output (ImageNet's names for 1000, `class 0 .. N-1` otherwise)."""
+    cfg = getattr(module, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size", (0, 0, getattr(module, "image_size", 224)))[-1]
+    if not isinstance(size, int) or isinstance(size, bool):
+        size = 224
+    channels = input_channels(module)
+    device = next(module.parameters(), next(module.buffers(), torch.zeros(()))).device
+    try:
+        with torch.no_grad():
+            out = module.eval()(torch.zeros(1, channels, size, size, device=device))
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's model
+        raise FeatvisError(f"model {name!r} cannot run on a {channels}-channel {size} px image: {type(error).__name__}: "
+                           f"{_first_line(error)}; return a featvis_core.Classifier with its input_size") from None
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 1:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise FeatvisError(f"model {name!r} gives {shape} for one image, not 1000 class logits nor any (1, N) class "
+                           "logits; return a featvis_core.Classifier with its classes and input size")
+    count = out.shape[1]
+    classes = imagenet_classes() if count == 1000 else [f"class {i}" for i in range(count)]
+    mean, std = cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD)
+    return Classifier(name, module, mean, std, size, min(32, size), classes, source="entrypoint", channels=channels)
 
 
 def _check_classifier(name: str, model: Classifier) -> None:
     """One forward pass at the model's input size must give one logit per class."""
     try:
         with torch.no_grad():
-            out = model.module(torch.zeros(1, 3, model.input_size, model.input_size,
-                                           device=next(model.module.parameters(), torch.zeros(())).device))
-    except Exception as error:  # noqa: BLE001 - the user's model
-        raise FeatvisError(f"model {name!r} cannot run on a {model.input_size} px image: {type(error).__name__}: "
-                           f"{error}") from None
+            out = model.module(torch.zeros(2, model.channels, model.input_size, model.input_size, device=model.device))
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the user's model
+        raise FeatvisError(f"model {name!r} cannot run on a {model.channels}-channel {model.input_size} px image: "
+                           f"{type(error).__name__}: {_first_line(error)}") from None
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if shape != (1, len(model.classes)):
-        raise FeatvisError(f"model {name!r} gives {shape} for one image, not {len(model.classes)} class logits; "
+    if shape != (2, len(model.classes)):
+        raise FeatvisError(f"model {name!r} gives {shape} for two images, not {len(model.classes)} class logits each; "
                            "return a featvis_core.Classifier with its classes and input size")
+    if not out.dtype.is_floating_point:
+        raise FeatvisError(f"model {name!r} gives {out.dtype} logits, not floating-point numbers")
+    from .probe import other_size
+
+    try:
+        with torch.no_grad():
+            other = model.module(torch.zeros(2, model.channels, *(2 * [other_size(model.input_size)]), device=model.device))
+    except (Exception, SystemExit):  # noqa: BLE001 - a model of one input size (probe.py)
+        return
+    if not isinstance(other, torch.Tensor) or other.shape != out.shape:
+        shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+        raise FeatvisError(f"model {name!r} gives {shape} at {other_size(model.input_size)} px but {tuple(out.shape)} at "
+                           f"{model.input_size} px: its outputs are not class logits")
 
 
 def torchvision_names() -> list[str]:

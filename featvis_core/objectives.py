@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from .probe import Layout
 from .units import KINDS, Kind, Unit
 
 _CODE = {kind: code for code, kind in enumerate(KINDS)}
@@ -32,9 +33,11 @@ class Targets:
     term_index: torch.Tensor  # (B, T) a direction's channels (0 where unused)
     term_weight: torch.Tensor  # (B, T) and their weights (0 where unused)
     kinds: tuple[Kind, ...]  # the kinds present, in KINDS order (known without a device round trip)
+    layout: Layout = Layout()  # how the target layer holds its channels (probe.py)
 
     @staticmethod
-    def build(units: Sequence[Unit], copies: int = 1, device: torch.device | str = "cpu") -> "Targets":
+    def build(units: Sequence[Unit], copies: int = 1, device: torch.device | str = "cpu",
+              layout: Layout = Layout()) -> "Targets":
         """Targets for `units`, each repeated `copies` times consecutively (diversity)."""
         rows = [(u, i) for i, u in enumerate(units) for _ in range(copies)]
         longs = lambda values: torch.tensor(values, dtype=torch.long, device=device)  # noqa: E731
@@ -49,19 +52,25 @@ class Targets:
             longs([[c for c, _ in row] for row in terms]),
             torch.tensor([[w for _, w in row] for row in terms], dtype=torch.float32, device=device),
             tuple(kind for kind in KINDS if any(u.kind is kind for u in units)),
+            layout,
         )
 
     def __len__(self) -> int:
         return self.code.numel()
 
 
-def unit_scores(activation: torch.Tensor, targets: Targets) -> torch.Tensor:
-    """Score of each image for its own unit. `activation` is (B, C, H, W) or logits (B, K). Each kind
-    present is scored for the whole batch and picked per image: one pass, no loop over images."""
+def unit_scores(activation: torch.Tensor, targets: Targets, layout: Layout | None = None) -> torch.Tensor:
+    """Score of each image for its own unit. `activation` is a layer's output in its `layout` (the
+    targets' when None) or logits (B, K). Each kind present is scored for the whole batch and picked per
+    image: one pass, no loop over images."""
     activation = activation.float()
+    layout = layout or targets.layout
     score = None
     for kind in targets.kinds:
-        scored = KINDS[kind].score(activation, targets)
+        reads = KINDS[kind].reads
+        given = activation if reads == "logits" else layout.token(activation) if reads == "token" \
+            else layout.as_map(activation)
+        scored = KINDS[kind].score(given, targets)
         score = scored if score is None else torch.where(targets.code == _CODE[kind], scored, score)
     if score is None:
         raise ValueError("no targets to score")

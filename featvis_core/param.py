@@ -1,6 +1,6 @@
 """Image parameterisations: what the optimiser actually changes.
 
-Each one maps its parameters to a batch of RGB images in [0, 1] and can go back and forth to a *linear
+Each one maps its parameters to a batch of images in [0, 1] (RGB, or the model's own channel count) and can go back and forth to a *linear
 image*, the spatial signal just before the colour mixing and the squashing nonlinearity. The linear image
 is what upscaling resizes and what periodic blur smooths, so both work the same for every
 parameterisation (the spectrum of an upscaled fft image is re-derived from its resized linear image).
@@ -31,6 +31,24 @@ def noise(shape: Sequence[int], generators: Sequence[torch.Generator], kind: str
     does not depend on which other units share its batch."""
     draw = torch.randn if kind == "normal" else torch.rand
     return torch.stack([draw(tuple(shape), generator=g) for g in generators])
+
+
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) or (C, H, W) images as RGB for people: RGB as is, one channel as grayscale, more than
+    three as their first three, two as grayscale of the first (the model sees all of them)."""
+    channels = images.shape[-3]
+    if channels == 3:
+        return images
+    if channels > 3:
+        return images[..., :3, :, :]
+    return images[..., :1, :, :].expand(*images.shape[:-3], 3, *images.shape[-2:])
+
+
+def shown_as(channels: int) -> str:
+    """How `as_rgb` shows images of `channels` channels, in words (meta.json and model cards say it)."""
+    if channels in (1, 3):
+        return "rgb" if channels == 3 else "grayscale"
+    return f"first three of {channels} channels" if channels > 3 else f"channel 0 of {channels} as grayscale"
 
 
 def mix_colours(linear: torch.Tensor, inverse: bool = False) -> torch.Tensor:
@@ -82,8 +100,8 @@ class PixelImage(ImageParam):
         self.size = pixels.shape[-1]
 
     @classmethod
-    def init(cls, generators: Sequence[torch.Generator], size: int, device=None) -> "PixelImage":
-        start = (noise((3, size, size), generators, "uniform") - 0.5) * 0.01 + 0.5
+    def init(cls, generators: Sequence[torch.Generator], size: int, device=None, channels: int = 3) -> "PixelImage":
+        start = (noise((channels, size, size), generators, "uniform") - 0.5) * 0.01 + 0.5
         return cls(start.to(device))
 
     def forward(self) -> torch.Tensor:
@@ -105,17 +123,19 @@ class PixelImage(ImageParam):
 
 
 class FourierImage(ImageParam):
-    """Lucid's fft parameterisation: a scaled rfft2 spectrum, decorrelated colours, sigmoid."""
+    """Lucid's fft parameterisation: a scaled rfft2 spectrum, decorrelated colours (RGB only: the
+    decorrelation is ImageNet's colour statistics), sigmoid. Any channel count."""
 
     def __init__(self, spectrum: torch.Tensor, size: int, decay: float = 1.0, decorrelate: bool = True):
         super().__init__()
-        self.spectrum = nn.Parameter(spectrum)  # (B, 3, H, W//2+1, 2) real/imaginary
-        self.size, self.decay, self.decorrelate = size, decay, decorrelate
+        self.spectrum = nn.Parameter(spectrum)  # (B, C, H, W//2+1, 2) real/imaginary
+        self.size, self.decay = size, decay
+        self.decorrelate = decorrelate and spectrum.shape[1] == 3
         self.register_buffer("scale", spectrum_scale(size, size, decay, spectrum.device)[..., None])
 
     @classmethod
-    def init(cls, generators, size: int, device=None, decay: float = 1.0, decorrelate: bool = True):
-        shape = (3, size, size // 2 + 1, 2)
+    def init(cls, generators, size: int, device=None, decay: float = 1.0, decorrelate: bool = True, channels: int = 3):
+        shape = (channels, size, size // 2 + 1, 2)
         return cls((noise(shape, generators) * 0.01).to(device), size, decay, decorrelate)
 
     def linear(self) -> torch.Tensor:
@@ -146,14 +166,14 @@ class MacoImage(ImageParam):
 
     def __init__(self, phase: torch.Tensor, size: int, decay: float = 1.0):
         super().__init__()
-        self.phase = nn.Parameter(phase)  # (B, 3, H, W//2+1)
+        self.phase = nn.Parameter(phase)  # (B, C, H, W//2+1)
         self.size, self.decay = size, decay
         magnitude = spectrum_scale(size, size, decay, phase.device)
         self.register_buffer("magnitude", magnitude / magnitude.norm() * size)
 
     @classmethod
-    def init(cls, generators, size: int, device=None, decay: float = 1.0):
-        shape = (3, size, size // 2 + 1)
+    def init(cls, generators, size: int, device=None, decay: float = 1.0, channels: int = 3):
+        shape = (channels, size, size // 2 + 1)
         return cls(((noise(shape, generators, "uniform") * 2 - 1) * math.pi).to(device), size, decay)
 
     def linear(self) -> torch.Tensor:
@@ -163,7 +183,8 @@ class MacoImage(ImageParam):
         return centred / (centred.std(dim=(1, 2, 3), keepdim=True) + 1e-4)
 
     def forward(self) -> torch.Tensor:
-        return torch.sigmoid(mix_colours(self.linear()))
+        linear = self.linear()
+        return torch.sigmoid(mix_colours(linear) if linear.shape[1] == 3 else linear)
 
     def set_linear(self, linear: torch.Tensor) -> None:
         with torch.no_grad():
@@ -174,12 +195,14 @@ class MacoImage(ImageParam):
         return MacoImage(torch.angle(torch.fft.rfft2(linear, norm="ortho")), size, self.decay)
 
 
-def make_param(kind: str, generators, size: int, device=None, decay: float = 1.0, decorrelate: bool = True):
-    """The parameterisation named `kind` ('pixel', 'fft' or 'maco') for one image per generator."""
+def make_param(kind: str, generators, size: int, device=None, decay: float = 1.0, decorrelate: bool = True,
+               channels: int = 3):
+    """The parameterisation named `kind` ('pixel', 'fft' or 'maco') for one `channels`-channel image per
+    generator."""
     if kind == "pixel":
-        return PixelImage.init(generators, size, device)
+        return PixelImage.init(generators, size, device, channels)
     if kind == "fft":
-        return FourierImage.init(generators, size, device, decay, decorrelate)
+        return FourierImage.init(generators, size, device, decay, decorrelate, channels)
     if kind == "maco":
-        return MacoImage.init(generators, size, device, decay)
+        return MacoImage.init(generators, size, device, decay, channels)
     raise ValueError(f"unknown parameterisation {kind!r}: expected pixel, fft or maco")

@@ -39,7 +39,8 @@ from .fastnet import fast_bfloat16, render_network
 from .hostmem import keep_freed_memory
 from .models import Classifier
 from .objectives import Targets, diversity, unit_scores
-from .param import ImageParam, make_param
+from .param import ImageParam, as_rgb, make_param
+from .probe import Layout
 from .penalties import penalties, total
 from .schedules import Upscale
 from .transforms import Augment, augment, draws, gaussian_blur
@@ -54,7 +55,7 @@ class UnitRender:
     """What one unit's optimisation produced. Tensors are on the CPU."""
 
     unit: Unit
-    image: torch.Tensor  # (3, H, W) in [0, 1]
+    image: torch.Tensor  # (C, H, W) in [0, 1], C the model's input channels (media show it as RGB)
     extra: list[torch.Tensor]  # further diversity images
     frames: torch.Tensor  # (T, A, A, 3) uint8 animation, ends on `image`
     history: list[float]  # the unit's activation at every step (on the augmented view)
@@ -90,7 +91,9 @@ def plateau_update(loss: torch.Tensor, reference: torch.Tensor, improved_at: tor
 
 
 def to_frames(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, h, w) in [0, 1] -> (B, size, size, 3) uint8, resized so every frame has the final size."""
+    """(B, C, h, w) in [0, 1] -> (B, size, size, 3) uint8, resized so every frame has the final size (shown
+    as RGB: grayscale or the first three channels, see `as_rgb`)."""
+    images = as_rgb(images)
     if images.shape[-1] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
@@ -102,7 +105,7 @@ def _check_units(model: Classifier, units: Sequence[Unit], config: RenderConfig)
     layers = {u.layer for u in units}
     if len(layers) > 1:
         raise FeatvisError(f"one batch renders one target layer, got {', '.join(sorted(layers))}")
-    if config.final_size < model.min_size:
+    if config.final_size < model.min_size and not model.fixed_size:  # a fixed-size model sees every view resampled
         raise FeatvisError(f"image size {config.final_size} px is below {model.name}'s minimum of {model.min_size} px")
     return layers.pop()
 
@@ -124,15 +127,22 @@ class Setup:
     network: torch.nn.Module  # the folded render copy
     autocast: torch.autocast
     crop_until: int  # steps before this one see a crop window
+    layout: Layout = Layout()  # how the target layer holds its channels (probe.py)
+    diversity_layout: Layout = Layout()
+    side: int | None = None  # a fixed-size model's input side: every view is resampled to it
 
     @staticmethod
     def of(model: Classifier, units: Sequence[Unit], config: RenderConfig) -> "Setup":
         layer, device = units[0].layer, model.device
         target = None if layer == LOGITS else model.resolve_layer(layer)
         copies, views = config.diversity, config.augment.copies
-        diversity_layer = (target or model.layers()[-1].module) if copies > 1 else None
-        targets = Targets.build(units, copies, device)
-        view_targets = Targets.build(units, copies * views, device) if views > 1 else targets
+        listed = model.layers() if copies > 1 and not target else []
+        if copies > 1 and not target and not listed:
+            raise FeatvisError(f"diversity compares feature maps, and {model.name} lists none")
+        diversity_layer = (target or listed[-1].module) if copies > 1 else None
+        layout = _layout(model, target)
+        targets = Targets.build(units, copies, device, layout)
+        view_targets = Targets.build(units, copies * views, device, layout) if views > 1 else targets
         generators = [torch.Generator().manual_seed(image_seed(config.seed, u, k)) for u in units for k in range(copies)]
         schedule = config.upscale
         uniforms = draws(generators, schedule.steps, views, device)
@@ -142,7 +152,9 @@ class Setup:
         shrinks = config.crop is not None and config.crop < config.augment.view_size(schedule.final)
         return Setup(model, config, target, diversity_layer, targets, view_targets, generators, schedule, uniforms,
                      network, torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16),
-                     round(config.crop_share * schedule.steps) if shrinks else 0)
+                     round(config.crop_share * schedule.steps) if shrinks else 0,
+                     layout, _layout(model, diversity_layer),
+                     model.input_size if model.fixed_size else None)
 
     @property
     def steps(self) -> int:
@@ -152,6 +164,14 @@ class Setup:
         """Does this step see what the final image is judged on (last size, no crop window)? Only such
         steps choose the best image and count toward early stop: their losses are comparable."""
         return stage == len(self.schedule.sizes) - 1 and step >= self.crop_until
+
+
+def _layout(model: Classifier, path: str | None) -> Layout:
+    """The layout of a module's output (NCHW for the logits and for modules the probe does not list)."""
+    if path is None:
+        return Layout()
+    info = model.layer(path)
+    return info.layout
 
 
 class Objective:
@@ -170,7 +190,7 @@ class Objective:
         """(score, loss) of every image at `step` (loss = -score + penalties + diversity)."""
         setup, config = self.setup, self.setup.config
         view = self.cropped if step < setup.crop_until else config.augment
-        inputs = augment(images, setup.uniforms[step], view)
+        inputs = augment(images, setup.uniforms[step], view, side=setup.side)
         if config.input_blur:
             inputs = gaussian_blur(inputs, config.input_blur * (1 - step / setup.steps))
         with setup.autocast:
@@ -180,7 +200,7 @@ class Objective:
             score = score.view(len(images), config.augment.copies).mean(1)
         loss = -score + total(self.penalties, images)
         if setup.diversity_layer:
-            features = outputs[setup.diversity_layer][::config.augment.copies]
+            features = setup.diversity_layout.as_map(outputs[setup.diversity_layer])[::config.augment.copies]
             loss = loss + config.diversity_weight * diversity(features, setup.targets.group)
         return score, loss
 
@@ -189,7 +209,8 @@ class Objective:
         """Activation on the centred view: the training canvas (pad, output size), no randomness."""
         setup = self.setup
         with setup.autocast:
-            inputs = augment(images, setup.uniforms[0][::setup.config.augment.copies], self.centred_view)
+            inputs = augment(images, setup.uniforms[0][::setup.config.augment.copies], self.centred_view,
+                             side=setup.side)
             outputs = self.forward(model_input(setup.model, inputs))
         return unit_scores(outputs[setup.target or ""], setup.targets)
 
@@ -327,10 +348,12 @@ def render(
     if model.device.type == "cpu":
         keep_freed_memory()
     setup = Setup.of(model, units, config)
-    param = make_param(config.param, setup.generators, setup.schedule.start, model.device, config.decay, config.decorrelate)
+    param = make_param(config.param, setup.generators, setup.schedule.start, model.device, config.decay, config.decorrelate,
+                       model.channels)
     state = RunState.start(setup)
     began = time.perf_counter()
-    with capture(setup.network, [setup.target, setup.diversity_layer], setup.target is None, model.input_size) as forward:
+    with capture(setup.network, [setup.target, setup.diversity_layer], setup.target is None, model.input_size,
+                 model.channels) as forward:
         objective = Objective(setup, forward)
         start = objective.centred(param().detach())
         looping, step = time.perf_counter(), 0

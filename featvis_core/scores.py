@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .fastnet import fast_bfloat16, render_network
 from .models import Classifier
+from .param import as_rgb
 from .transforms import Augment, augment, draws
 
 VIEW_AUGMENT = Augment(pad=8, jitter=8, scale=(0.85, 1.15), rotate=10.0, jitter_after=0)
@@ -113,10 +114,14 @@ def hard_view_rates(judge: Classifier, images: torch.Tensor, classes: list[int],
     net = render_network(judge, judge.module, [], judge.input_size, torch.bfloat16) if bf16 else judge.module
     targets = torch.as_tensor(classes, device=device)
     top1, top5, rates = [], [], {}
+    fixed = judge.fixed_size
     for kind, batch in view_batches(images.to(device), seen, judge.input_size, views, seed):
+        if fixed and batch.shape[-1] != judge.input_size:  # a model of one size sees every view at that size
+            batch = F.interpolate(batch, size=(judge.input_size,) * 2, mode="bilinear", align_corners=False,
+                                  antialias=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = net(judge.normalise(batch).contiguous(memory_format=torch.channels_last)).float()
-        best = logits.topk(5, dim=1).indices
+        best = logits.topk(min(5, logits.shape[1]), dim=1).indices
         top1.append((best[:, 0] == targets).float())
         top5.append((best == targets[:, None]).any(1).float())
         rates[f"top5_{kind}"] = top5[-1].cpu()
@@ -165,6 +170,12 @@ def seen_size(config) -> int:
     return round(aug.view_size(size) * size / (size + 2 * aug.pad))
 
 
+def can_judge(model: Classifier, judge: Classifier) -> bool:
+    """Can `judge` say whether `model`'s class images transfer? Only with the same classes, in the same
+    order, on the same kind of image."""
+    return judge.channels == model.channels and list(judge.classes) == list(model.classes)
+
+
 def unit_quality(images: torch.Tensor, classes: list[int | None], seen: int, model: Classifier,
                  judge: Classifier | None = None, views: HardViews = HardViews(),
                  fast: bool = False) -> list[dict[str, float]]:
@@ -172,8 +183,11 @@ def unit_quality(images: torch.Tensor, classes: list[int | None], seen: int, mod
     (`classes[i]` not None), top-1 on its own model and top-1/top-5 on `judge` over the hard `views`
     (`fast`: see `hard_view_rates`)."""
     images = images.float()
+    shown = as_rgb(images)
     scores = [{"colourfulness": round(float(c), 2), "contrast": round(float(r), 4)}
-              for c, r in zip(colourfulness(images), contrast(images))]
+              for c, r in zip(colourfulness(shown), contrast(shown))]
+    if judge is not None and not can_judge(model, judge):
+        judge = None  # another class list or another kind of image: its top-k would mean nothing
     logits = [i for i, k in enumerate(classes) if k is not None]
     if logits:
         chosen, targets = images[logits], [classes[i] for i in logits]

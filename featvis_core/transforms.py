@@ -125,23 +125,31 @@ def colour_matrices(u: torch.Tensor, aug: Augment) -> torch.Tensor:
     return bright[:, None, None] * saturation @ hue
 
 
-def augment(images: torch.Tensor, u: torch.Tensor, aug: Augment) -> torch.Tensor:
-    """Transform each of the B images `aug.copies` times with its own draws `u` (B * copies, DRAWS)."""
+def augment(images: torch.Tensor, u: torch.Tensor, aug: Augment, side: int | None = None) -> torch.Tensor:
+    """Transform each of the B images `aug.copies` times with its own draws `u` (B * copies, DRAWS).
+    `side`: sample the result at this many pixels whatever the view's size (a fixed-size model: the same
+    window, more samples). Colour jitter is for RGB; other channel counts get brightness and contrast."""
     if aug.copies > 1:
         images = images.repeat_interleave(aug.copies, dim=0)
-    n, _, size, _ = images.shape
-    if aug.brightness or aug.saturation or aug.hue:
+    n, channels, size, _ = images.shape
+    if channels == 3 and (aug.brightness or aug.saturation or aug.hue):
         images = torch.einsum("nij,njhw->nihw", colour_matrices(u, aug).to(images.dtype), images)
+    elif aug.brightness:
+        images = images * _between(u[:, 6], 1 - aug.brightness, 1 + aug.brightness).to(images.dtype)[:, None, None, None]
     if aug.contrast:
         factor = _between(u[:, 7], 1 - aug.contrast, 1 + aug.contrast).to(images.dtype)[:, None, None, None]
-        mean = torch.einsum("c,nchw->n", _GREY.to(images), images)[:, None, None, None] / (size * size)
+        if channels == 3:
+            mean = torch.einsum("c,nchw->n", _GREY.to(images), images)[:, None, None, None] / (size * size)
+        else:
+            mean = images.mean(dim=(1, 2, 3), keepdim=True)
         images = factor * images + (1 - factor) * mean
     geometric = aug.pad or aug.jitter or aug.jitter_after or aug.rotate or aug.scale != (1.0, 1.0)
     out = aug.model_size(size)
-    if not geometric and out == size:
+    if not geometric and out == size and side in (None, size):
         return images
     theta = affine_theta(u, size, aug).to(images.dtype)
-    grid = F.affine_grid(theta, [n, 3, out, out], align_corners=False)
+    out = side or out
+    grid = F.affine_grid(theta, [n, channels, out, out], align_corners=False)
     return F.grid_sample(images - aug.fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + aug.fill
 
 

@@ -59,10 +59,11 @@ class Capture:
 
 
 @contextmanager
-def capture(model: nn.Module, modules: Sequence[str], logits: bool, probe_size: int = 224) -> Iterator[Capture]:
+def capture(model: nn.Module, modules: Sequence[str], logits: bool, probe_size: int = 224,
+            channels: int = 3) -> Iterator[Capture]:
     """Capture `modules`; stop after the last of them unless the logits (the full output) are needed."""
     wanted = list(dict.fromkeys(m for m in modules if m))
-    stop = None if logits or not wanted else _last_in_forward_order(model, wanted, probe_size)
+    stop = None if logits or not wanted else _last_in_forward_order(model, wanted, probe_size, channels)
     hooks = Capture(model, wanted, stop)
     try:
         yield hooks
@@ -70,7 +71,7 @@ def capture(model: nn.Module, modules: Sequence[str], logits: bool, probe_size: 
         hooks.close()
 
 
-def _last_in_forward_order(model: nn.Module, modules: Sequence[str], size: int) -> str:
+def _last_in_forward_order(model: nn.Module, modules: Sequence[str], size: int, channels: int = 3) -> str:
     """The module among `modules` that finishes last in a forward pass. Registration order is not
     execution order in general, so it is read off one tiny probe pass."""
     if len(modules) == 1:
@@ -80,8 +81,8 @@ def _last_in_forward_order(model: nn.Module, modules: Sequence[str], size: int) 
     handles = [lookup[m].register_forward_hook(lambda *_, m=m: order.append(m)) for m in modules]
     try:
         with torch.no_grad():
-            device = next(model.parameters()).device
-            model(torch.zeros(1, 3, size, size, device=device))
+            device = next(model.parameters(), torch.zeros(())).device
+            model(torch.zeros(1, channels, size, size, device=device))
     finally:
         for handle in handles:
             handle.remove()

@@ -9,7 +9,13 @@ layer (DeepDream) or a class logit. On the command line and in flows.yaml a *sel
     blocks.10:3@           channel 3's centre neuron; blocks.10:3@5/2 the neuron at x=5, y=2
     blocks.10:3-0.5*7      a direction: channel 3 minus half of channel 7 (any terms joined by + or -)
     blocks.10:dream        the whole layer (DeepDream objective)
-    logits:hen,pelican,8   class logits by name or index; logits:all for the 1000
+    logits:hen,pelican,8   class logits by name or index; logits:all for every class
+    encoder.layers.encoder_layer_7:3@cls   feature 3 of a ViT block's class token
+
+On token layers (a ViT block's `[batch, tokens, dim]`) a channel is one feature dimension averaged over
+the patch tokens (the class token is not part of the mean), a neuron `3@X/Y` is that feature at one patch
+of the token grid, and `3@cls` is that feature of the class token, an objective of its own. On
+channels-last layers (Swin) channels are the last axis. probe.py finds each layer's layout.
 
 Everything that differs between kinds (selector syntax, canonical item, store slug, label, caption and
 the vectorised scorer) is one row of `KINDS`: a new kind is one `KindRow`. From Python, channel-like
@@ -44,6 +50,7 @@ class Kind(str, Enum):
     DIRECTION = "direction"
     LAYER = "layer"
     LOGIT = "logit"
+    TOKEN = "token"  # one feature of a ViT block's class token
 
 
 @dataclass(frozen=True, order=True)
@@ -166,6 +173,10 @@ def _parse_neuron(layer: str, item: str, count: int, _classes: ClassIndex | None
     return [Unit(layer, Kind.NEURON, index, x, y)]
 
 
+def _parse_token(layer: str, item: str, count: int, _classes: ClassIndex | None = None) -> list[Unit]:
+    return [Unit(layer, Kind.TOKEN, i) for i in _indices(item[:-len("@cls")], count, "channel")]
+
+
 def _parse_logit(item: str, count: int, class_index: ClassIndex | None) -> list[Unit]:
     if item == "all" or _RANGE.match(item):
         return [Unit(LOGITS, Kind.LOGIT, i) for i in _indices(item, count, "class")]
@@ -233,6 +244,8 @@ class KindRow:
     label: Callable[[Unit, Sequence[str] | None], str]  # long name: titles, alt text
     caption: Callable[[Unit, Sequence[str] | None], str]  # short name under a thumbnail
     score: Callable[["torch.Tensor", "Targets"], "torch.Tensor"]
+    reads: str = "map"  # what `score` is given: the layer as [B, C, H, W] ("map"), the class token [B, D]
+    # ("token") or the logits [B, K] ("logits"); see probe.Layout
 
 
 def _neuron_where(unit: Unit) -> str:
@@ -249,7 +262,7 @@ KINDS: dict[Kind, KindRow] = {
         matches=lambda layer, item: layer == LOGITS,
         parse=lambda layer, item, count, classes: _parse_logit(item, count, classes),
         item=lambda u: str(u.index), slug=lambda u: f"k{u.index:04d}",
-        label=_class_name, caption=_class_name, score=_logit),
+        label=_class_name, caption=_class_name, score=_logit, reads="logits"),
     Kind.LAYER: KindRow(
         matches=lambda layer, item: item == "dream",
         parse=lambda layer, item, count, classes: [Unit(layer, Kind.LAYER)],
@@ -262,6 +275,12 @@ KINDS: dict[Kind, KindRow] = {
         item=lambda u: f"!{u.index}", slug=lambda u: f"neg{u.index:04d}",
         label=lambda u, c: f"{u.layer} negative channel {u.index}", caption=lambda u, c: f"−{u.index}",
         score=lambda activation, targets: -_channel_mean(activation, targets)),
+    Kind.TOKEN: KindRow(
+        matches=lambda layer, item: item.endswith("@cls"),
+        parse=_parse_token,
+        item=lambda u: f"{u.index}@cls", slug=lambda u: f"t{u.index:04d}",
+        label=lambda u, c: f"{u.layer} class token channel {u.index}", caption=lambda u, c: f"{u.index} @ cls",
+        score=lambda token, targets: token[_rows(token), targets.index], reads="token"),
     Kind.NEURON: KindRow(
         matches=lambda layer, item: "@" in item,
         parse=_parse_neuron,

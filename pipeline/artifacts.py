@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from featvis_core import RENDERER_VERSION, UnitRender, media
+from featvis_core.param import shown_as
 
 from .store import now
 from .storeformat import SCHEMA
@@ -44,6 +45,8 @@ def unit_filler(result: UnitRender, *, key: str, model: str, label: str, setting
             "renderer_version": RENDERER_VERSION,
             "settings": settings,
             "size": list(result.image.shape[-2:]),
+            "channels": int(result.image.shape[0]),  # the model's input channels; the files show them as:
+            "shown_as": shown_as(int(result.image.shape[0])),
             "activation": {"start": result.start, "final": result.final, "best": result.best,
                            "history": [round(v, 5) for v in result.history]},
             "loss": [round(v, 5) for v in result.loss],

@@ -60,7 +60,7 @@ def tile_cost(model: Classifier, layer: str, units: int, config: RenderConfig, d
     images = units * config.diversity
     views = config.augment.copies
     steps, final = config.total_steps, config.final_size
-    view = config.augment.view_size(final)
+    view = model.input_size if model.fixed_size else config.augment.view_size(final)  # probe.py: its only size
     elements = activation_elements(model, layer, view)
     anim = min(final, config.animation_size) + 1
     weights = sum(p.numel() * p.element_size() for p in model.module.parameters())
@@ -68,7 +68,7 @@ def tile_cost(model: Classifier, layer: str, units: int, config: RenderConfig, d
         images * views * elements * 4 * ACTIVATION_FACTOR
         + steps * images * views * 12 * 4 + 2 * steps * images * 4  # random draws, score and loss histories
         + 2 * config.frames * images * anim * anim * 3  # frames on the device, then on the host
-        + 6 * images * 3 * final * final * 4  # image parameters, gradients, optimiser state, best images
+        + 6 * images * model.channels * final * final * 4  # image parameters, gradients, optimiser state, best images
         + 2 * weights  # the model and its render copy
     )
     seconds = steps * images * views * elements * SECONDS_PER_ELEMENT_STEP

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list a model's layers with channel counts")
     layers.add_argument("model")
     layers.add_argument("--size", type=int, help="input size for the spatial sizes (default: the model's)")
-    layers.add_argument("--depth", type=int, default=2, help="module depth to list (default 2)")
+    layers.add_argument("--depth", type=int, help="list every layer up to this module depth (default: 2, plus the "
+                        "blocks and MLP hidden units of token and channels-last models, as deep as they nest)")
 
     for name, help_text in [("run", "run a job of flows.yaml"), ("status", "show a job's progress")]:
         command = commands.add_parser(name, help=help_text)

@@ -15,7 +15,7 @@ from featvis_core import FeatvisError
 
 from . import stopping
 from .jobs import one_line
-from .terminal import echo, short
+from .terminal import echo, printable, short
 from .storeformat import LOCKS, MANIFESTS, StoreFormatError
 
 
@@ -39,6 +39,10 @@ def render(args: Namespace) -> int:
     device = devices.resolve(args.device)
     with clock("model load"):
         model = load_model(args.model, device)
+    if model.fixed_size:
+        from featvis_core.probe import size_note
+
+        echo(size_note(model))
     units = [unit for selector in args.units for unit in model.units(selector)]
     batches = [group[i:i + args.batch] for group in group_by_layer(units).values() for i in range(0, len(group), args.batch)]
     for batch in batches:
@@ -93,6 +97,8 @@ def _render_batches(model, batches, config, folder, scores: bool, clock: "Phases
                 labels.append(result.unit.spec if result.unit.layer != LOGITS else model.classes[result.unit.index])
                 if result.error:
                     echo(f"{result.unit}: failed: {result.error}", file=sys.stderr)
+                else:
+                    bar.write(printable(f"{result.unit}: activation {result.start:.4g} -> {result.final:.4g}"))
             if scores and batch[0].layer == LOGITS:
                 with clock("scores"):
                     _print_scores(model, results, config)
@@ -199,7 +205,7 @@ def _print_scores(model, results, config) -> None:
     from featvis_core import load_model
     from featvis_core.scores import seen_size, unit_quality
 
-    judge = load_model("efficientnet_lite1", model.device)
+    judge = load_model("efficientnet_lite1", model.device) if model.channels == 3 and len(model.classes) == 1000 else None
     images = torch.stack([r.image for r in results])
     scores = unit_quality(images, [r.unit.index for r in results], seen_size(config), model, judge)
     for result, score in zip(results, scores):
@@ -209,19 +215,26 @@ def _print_scores(model, results, config) -> None:
 def layers(args: Namespace) -> int:
     from featvis_core import load_model
     from featvis_core.models import check_model_name
+    from featvis_core.probe import size_note
     from featvis_core.schedules import MAX_SIZE
 
     check_model_name(args.model)
     if args.size is not None and not 8 <= args.size <= MAX_SIZE:
         raise FeatvisError(f"--size must be between 8 and {MAX_SIZE} px, got {args.size}")
-    if not 1 <= args.depth <= 16:
-        raise FeatvisError(f"--depth must be between 1 and 16, got {args.depth}")
+    if args.depth is not None and not 1 <= args.depth <= 64:
+        raise FeatvisError(f"--depth must be between 1 and 64, got {args.depth}")
     model = load_model(args.model, pretrained=False)
     size = args.size or model.input_size
-    echo(f"{model.name}: input {size} px, {len(model.classes)} classes (select them as logits:NAME or logits:INDEX)")
-    echo(f"{'layer':<28}{'channels':>9}  size")
-    for layer in model.layers(size, depth=args.depth):
-        echo(f"{layer.name:<28}{layer.channels:>9}  {layer.height}x{layer.width}")
+    if model.fixed_size and size != model.input_size:
+        raise FeatvisError(f"{size_note(model)}; --size {size} cannot be listed")
+    listed = model.layers(size, depth=args.depth)
+    echo(f"{model.name}: input {size} px, {model.channels} channel(s) shown as {model.display}, "
+          f"{len(model.classes)} classes (select them as logits:NAME or logits:INDEX); {len(listed)} layers")
+    echo(size_note(model))
+    width = max([28] + [len(layer.name) + 2 for layer in listed])
+    echo(f"{'layer':<{width}}{'channels':>9}  {'size':<9}layout")
+    for layer in listed:
+        echo(f"{layer.name:<{width}}{layer.channels:>9}  {f'{layer.height}x{layer.width}':<9}{layer.layout.describe}")
     return 0
 
 
@@ -244,7 +257,10 @@ def explain(args: Namespace) -> int:
     except ValueError as error:  # not an image, a broken one, a decompression bomb: never decoded
         raise FeatvisError(one_line(f"{args.image}: {error}")) from None
     model = load_model(args.model)
-    layer = args.layer or model.layers()[-1].name
+    listed = model.layers() if not args.layer else []
+    if not args.layer and not listed:
+        raise FeatvisError(f"model {model.name!r} has no layer that outputs a feature map to explain")
+    layer = args.layer or listed[-1].name
     found = explain_image(model, image, layer, args.channels)
     args.out.mkdir(parents=True, exist_ok=True)
     media.write_png(args.out / "view.png", found.view)
@@ -252,7 +268,7 @@ def explain(args: Namespace) -> int:
     media.write_png(args.out / "smoothgrad.png", heat_overlay(found.view, found.smoothgrad))
     for (channel, _), heat in zip(found.channels, found.maps):
         media.write_png(args.out / f"{layer}-c{channel:04d}.png", heat_overlay(found.view, heat))
-    echo(f"{args.image.name} on {model.name}: top-5")
+    echo(f"{args.image.name} on {model.name}: top-{len(found.top5)}")
     for index, name, p in found.top5:
         echo(f"  {p:6.1%}  {name} ({index})")
     echo(f"most active channels of {layer} (mean activation): "

@@ -68,10 +68,13 @@ def model_card(plan: Plan) -> dict[str, Any]:
         "source": model.source,
         "weights": model.fingerprint,
         "input_size": model.input_size,
+        "input_channels": model.channels,
+        "shown_as": model.display,  # how the gallery's images show those channels
+        "fixed_size": model.fixed_size,
         "mean": list(model.mean),
         "std": list(model.std),
-        "layers": [{"name": layer.name, "channels": layer.channels, "height": layer.height, "width": layer.width}
-                   for layer in model.layers()],
+        "layers": [{"name": layer.name, "channels": layer.channels, "height": layer.height, "width": layer.width,
+                    "layout": layer.layout.describe} for layer in model.layers()],
         "classes": list(model.classes),
     }
 

@@ -43,7 +43,7 @@ MAX_CARD_BYTES = 16 << 20
 
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"  # one folder name: never '.', '..', hidden or with a slash
 NAME = re.compile(_NAME)
-SLUG = re.compile(r"(?:c|k|neg)\d{4,9}|n\d{4,9}(?:-x\d{1,6}-y\d{1,6})?|d[0-9a-f]{12}|dream")
+SLUG = re.compile(r"(?:c|k|t|neg)\d{4,9}|n\d{4,9}(?:-x\d{1,6}-y\d{1,6})?|d[0-9a-f]{12}|dream")
 UNIT_FOLDER = re.compile(rf"(?P<slug>{SLUG.pattern})@(?P<key12>[0-9a-f]{{12}})")
 FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}(?:/[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63})?")
 JOB = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -258,6 +258,7 @@ class LayerCard(Record):
     channels: Count | None = None
     height: Count | None = None
     width: Count | None = None
+    layout: Literal["nchw", "nhwc", "tokens", "tokens+cls"] | None = None
 
 
 class ModelCard(Record):
@@ -273,6 +274,9 @@ class ModelCard(Record):
     input_size: Count | None = None
     mean: list[float] | None = Field(None, max_length=16)
     std: list[float] | None = Field(None, max_length=16)
+    input_channels: Annotated[int, Field(ge=1, le=16)] | None = None
+    shown_as: Text = "rgb"  # how images of input_channels channels are shown: grayscale, the first three...
+    fixed_size: bool | None = None
 
 
 def explain(error: ValidationError) -> str:

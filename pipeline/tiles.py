@@ -76,7 +76,8 @@ def _scores(model: Classifier, results, config: RenderConfig, device) -> list[di
     """Colourfulness and contrast of every image; recognition on the gallery's hard views for class logits."""
     images = torch.stack([r.image for r in results])
     classes = [r.unit.index if r.unit.layer == LOGITS and r.error is None else None for r in results]
-    judge = model_on(TRANSFER_MODEL, device) if any(k is not None for k in classes) else None
+    judge = model_on(TRANSFER_MODEL, device) if any(k is not None for k in classes) and model.channels == 3 \
+        and len(model.classes) == 1000 else None  # unit_quality checks that the class lists are the same
     return unit_quality(images, classes, seen_size(config), model, judge, views=GALLERY_VIEWS, fast=True)
 
 

@@ -74,7 +74,7 @@ class Unit:
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
-        kinds = {"channel": 0, "neuron": 1, "negative": 2, "layer": 3, "logit": 0}
+        kinds = {"channel": 0, "neuron": 1, "token": 1, "negative": 2, "layer": 3, "logit": 0}
         return (kinds.get(self.kind, 9), self.index if self.index is not None else -1, self.unit)
 
 

@@ -143,7 +143,10 @@ def model_overview(model: Model, plan: MediaPlan) -> Page:
     info = [
         ("Source", card.get("source")),
         ("Weights fingerprint", card.get("weights")),
-        ("Input size", f"{card['input_size']} px" if card.get("input_size") else None),
+        ("Input size", f"{card['input_size']} px" + (" (its only size: every view is resampled to it)"
+                                                     if card.get("fixed_size") else "") if card.get("input_size") else None),
+        ("Input channels", f"{card['input_channels']}, shown as {card.get('shown_as', 'rgb')}"
+         if card.get("input_channels") not in (None, 3) else None),
         ("Normalisation", f"mean {card.get('mean')}, std {card.get('std')}" if card.get("mean") else None),
         ("Layers", f"{len(model.all_layers)} offered, {len(model.feature_layers)} rendered"),
         ("Classes", _n(len(model.classes)) if model.classes else None),
