@@ -221,3 +221,26 @@ def test_dataset_examples_and_circuits_read_each_layout(vit, swin):
     grey = _entrypoint("model_factories:grey")
     tops = scan(grey, [(torch.arange(3), photos)], ["features.3"], k=2, bottom=1)
     assert tops["features.3"].top_values.shape == (16, 2)
+
+
+def test_attention_in_the_render_copy_projects_with_one_matrix_product(vit):
+    """A batch-first nn.MultiheadAttention with gradients on would expand its in-projection weight once per
+    token (a batched matmul over a copied weight); the render copy lays its input out so that it does not,
+    and gives the same values."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from featvis_core.fastnet import fused_copy
+
+    copy = fused_copy(vit.module, [], 32)
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    expected = vit.module(x)
+
+    def expanded_weights(net) -> list:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            net(x).sum().backward()
+        return [e.input_shapes for e in prof.key_averages(group_by_input_shape=True)
+                if e.key == "aten::bmm" and any(len(s) == 3 and s[1:] == [32, 96] for s in e.input_shapes)]
+
+    assert expanded_weights(vit.module), "the test no longer sees the expanded projection it guards against"
+    assert expanded_weights(copy) == []
+    assert torch.allclose(copy(x), expected, atol=1e-5)
