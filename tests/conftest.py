@@ -148,3 +148,17 @@ def page(request, browser):
     yield watched
     context.close()
     assert watched.problems == [], "\n".join(watched.problems)
+
+
+@pytest.fixture
+def no_server(monkeypatch):
+    """Starting a Prefect server or a flow fails the test: every check of input must come before."""
+    import featvis_pipeline.flows as flows
+    import featvis_pipeline.server as server
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a Prefect server or flow was started before the input was checked")
+
+    monkeypatch.setattr(server, "prefect_api", forbidden)
+    monkeypatch.setattr(flows, "run_job", forbidden)
+    monkeypatch.setattr(flows, "atlas", forbidden)

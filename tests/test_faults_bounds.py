@@ -44,20 +44,6 @@ def one_error_line(code: int, err: str, phrase: str = "") -> str:
     return lines[0]
 
 
-@pytest.fixture
-def no_server(monkeypatch):
-    """Starting a Prefect server or a flow fails the test: every check here must come before."""
-    import featvis_pipeline.flows as flows
-    import featvis_pipeline.server as server
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a Prefect server or flow was started before the input was checked")
-
-    monkeypatch.setattr(server, "prefect_api", forbidden)
-    monkeypatch.setattr(flows, "run_job", forbidden)
-    monkeypatch.setattr(flows, "atlas", forbidden)
-
-
 def bomb(levels: int = 9, width: int = 10, item: str = "x") -> str:
     """Billion laughs: `levels` anchors, each a list of `width` aliases of the one before (width**levels)."""
     lines = [f"  l0: &l0 [{', '.join([item] * width)}]"]

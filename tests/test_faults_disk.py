@@ -25,19 +25,6 @@ from conftest import TINY_JOB
 from featvis_pipeline.cli import main
 
 
-@pytest.fixture
-def no_server(monkeypatch):
-    import featvis_pipeline.flows as flows
-    import featvis_pipeline.server as server
-
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a Prefect server or flow was started before the store was checked")
-
-    monkeypatch.setattr(server, "prefect_api", forbidden)
-    monkeypatch.setattr(flows, "run_job", forbidden)
-    monkeypatch.setattr(flows, "atlas", forbidden)
-
-
 def one_line(capfd, code: int, phrase: str) -> str:
     captured = capfd.readouterr()
     assert code == 1, (code, captured.err[-2000:])
